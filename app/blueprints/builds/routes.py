@@ -1,0 +1,255 @@
+"""Builds API (API.md, Builds): lifecycle, status, logs, artifacts and downloads, tests."""
+from __future__ import annotations
+
+import base64
+
+from flask import Response, current_app, g, request, send_file
+from werkzeug.exceptions import RequestedRangeNotSatisfiable
+
+from app.extensions import db, limiter, rate_limit_key
+from app.http.auth import authorize, current_actor, permission_required, resolve_org
+from app.http.blueprint import ApiBlueprint
+from app.http.errors import error_response
+from app.http.schemas import page_envelope, paginate
+from app.services import buildlogs, buildrun
+from app.services import builds as service
+from app.services.errors import DomainError, NotFound
+
+from .schemas import (BuildCreateSchema, BuildQueryArgs, LogQueryArgs, TestRequestSchema, artifact_body,
+                      build_body)
+
+blp = ApiBlueprint("builds", __name__, url_prefix="/api/builds", description="Image builds")
+
+
+def _org_key() -> str:
+    """Build starts are metered per organization, whoever starts them."""
+    try:
+        org, _ = resolve_org()
+        return f"org:{org.id}"
+    except DomainError:
+        return rate_limit_key()
+
+
+def _started(response) -> bool:
+    return response.status_code < 400 and bool(g.get("build_started"))
+
+
+# create / start / retry share one bucket per org (KILN_BUILD_START_LIMIT, default 10 per hour).
+build_start_limit = limiter.shared_limit(lambda: current_app.config["KILN_BUILD_START_LIMIT"], scope="build-start",
+                                         key_func=_org_key, deduct_when=_started, override_defaults=False)
+
+
+def _load(build_id, need: str = "view"):
+    """Authorize the caller and fetch the build; reaping a dead worker's build on the way (API reads check too)."""
+    org, role = authorize("builds:write" if need == "edit" else "builds:read")
+    build = service.get_build(org, build_id, actor=current_actor(), role=role, need=need)
+    if build.status in ("building", "testing") and buildrun.reap_build(build):
+        db.session.refresh(build)
+    return org, role, build
+
+
+@blp.route("", methods=["POST"])
+@blp.arguments(BuildCreateSchema)
+@blp.response(201, description="The new build (queued unless start is false)")
+@blp.doc_errors(400, 403, 404, 409, 429)
+@build_start_limit
+@permission_required("builds:write")
+def create_build(data):
+    """Build a conversation's current recipe version, or an inline recipe."""
+    org, role = resolve_org()
+    build = service.create_build(current_actor(), org, role, conversation_id=data["conversation_id"],
+                                 recipe=data["recipe"], fmt=data["format"], start=data["start"])
+    db.session.commit()
+    g.build_started = build.status == "queued"
+    return build_body(build, detail=True), 201
+
+
+@blp.route("", methods=["GET"])
+@blp.arguments(BuildQueryArgs, location="query")
+@blp.response(200, description="A page of builds")
+@blp.doc_errors(400, 403)
+@permission_required("builds:read")
+def list_builds(args):
+    """The org's builds (those in conversations the caller can see), filtered, sorted, paginated."""
+    org, role = resolve_org()
+    query = service.list_builds(org, actor=current_actor(), role=role, status=args["status"],
+                                conversation_id=args["conversation_id"], sort_by=args["sort_by"],
+                                sort_order=args["sort_order"])
+    rows, total = paginate(query, args["page"], args["limit"])
+    return page_envelope("builds", [build_body(b) for b in rows], total, args["page"], args["limit"])
+
+
+@blp.route("/<build_id>", methods=["GET"])
+@blp.response(200, description="The build with its stages and artifacts")
+@blp.doc_errors(403, 404)
+@permission_required("builds:read")
+def build_detail(build_id):
+    _, _, build = _load(build_id)
+    return build_body(build, detail=True)
+
+
+@blp.route("/<build_id>", methods=["DELETE"])
+@blp.response(204)
+@blp.doc_errors(403, 404, 409)
+@permission_required("builds:write")
+def delete_build(build_id):
+    """Delete a finished build and its files (409 while it is pending, queued or running)."""
+    org, _, build = _load(build_id, "edit")
+    service.delete_build(current_actor(), org, build)
+    db.session.commit()
+    return None
+
+
+@blp.route("/<build_id>/status", methods=["GET"])
+@blp.response(200, description="Status, step and estimated completion")
+@blp.doc_errors(403, 404)
+@permission_required("builds:read")
+def build_status(build_id):
+    _, _, build = _load(build_id)
+    return service.status_body(build)
+
+
+@blp.route("/<build_id>/start", methods=["POST"])
+@blp.response(200, description="The build, now queued")
+@blp.doc_errors(403, 404, 409, 429)
+@build_start_limit
+@permission_required("builds:write")
+def start_build(build_id):
+    org, _, build = _load(build_id, "edit")
+    service.start_build(current_actor(), org, build)
+    db.session.commit()
+    g.build_started = True
+    return build_body(build, detail=True)
+
+
+@blp.route("/<build_id>/cancel", methods=["POST"])
+@blp.response(200, description="The build, now cancelled")
+@blp.doc_errors(403, 404, 409)
+@permission_required("builds:write")
+def cancel_build(build_id):
+    """Cancel a queued or running build; a finished one answers 409."""
+    org, _, build = _load(build_id, "edit")
+    service.cancel_build(current_actor(), org, build)
+    db.session.commit()
+    return build_body(build, detail=True)
+
+
+@blp.route("/<build_id>/retry", methods=["POST"])
+@blp.response(201, description="A new build of the same recipe version")
+@blp.doc_errors(403, 404, 409, 429)
+@build_start_limit
+@permission_required("builds:write")
+def retry_build(build_id):
+    org, role, build = _load(build_id, "edit")
+    new = service.retry_build(current_actor(), org, role, build)
+    db.session.commit()
+    g.build_started = new.status == "queued"
+    return build_body(new, detail=True), 201
+
+
+@blp.route("/<build_id>/logs", methods=["GET"])
+@blp.arguments(LogQueryArgs, location="query")
+@blp.response(200, description="Log lines after the cursor (JSON, or text/plain when asked)")
+@blp.doc_errors(403, 404)
+@permission_required("builds:read")
+def build_logs(args, build_id):
+    _, _, build = _load(build_id)
+    lines = buildlogs.read(build, args["after"], args["limit"])
+    next_after = lines[-1]["seq"] if lines else args["after"]
+    wants_text = args["format"] == "text" or (
+        args["format"] is None
+        and request.accept_mimetypes.best_match(["application/json", "text/plain"]) == "text/plain"
+        and request.accept_mimetypes["text/plain"] > request.accept_mimetypes["application/json"])
+    if wants_text:
+        text = "".join(buildlogs.as_text(line) + "\n" for line in lines)
+        resp = Response(text, mimetype="text/plain")
+        resp.headers["X-Next-After"] = str(next_after)
+        return resp
+    return {"buildId": str(build.id), "lines": lines, "nextAfter": next_after,
+            "status": build.status, "complete": build.is_terminal and len(lines) < args["limit"]}
+
+
+@blp.route("/<build_id>/artifacts", methods=["GET"])
+@blp.response(200, description="The build's files with sizes and sha256")
+@blp.doc_errors(403, 404)
+@permission_required("builds:read")
+def build_artifacts(build_id):
+    _, _, build = _load(build_id)
+    return {"buildId": str(build.id), "artifacts": [artifact_body(build, a) for a in build.artifacts]}
+
+
+def _send(artifact):
+    """Stream the file (never loaded into memory) with Range support and checksum headers."""
+    path = service.artifact_file(artifact)
+    if not path.is_file():
+        raise NotFound(f"The file of artifact '{artifact.filename}' is gone")
+    try:
+        resp = send_file(path, as_attachment=True, download_name=artifact.filename, conditional=True,
+                         etag=artifact.sha256, max_age=0, mimetype=_mimetype(artifact))
+    except RequestedRangeNotSatisfiable:
+        return error_response(416, "RANGE_NOT_SATISFIABLE", f"The requested range is outside the file "
+                              f"({artifact.size} bytes)", {"range": [request.headers.get("Range", "")]},
+                              {"Content-Range": f"bytes */{path.stat().st_size}", "Accept-Ranges": "bytes"})
+    resp.headers["X-Checksum-SHA256"] = artifact.sha256
+    resp.headers["Digest"] = "sha-256=" + base64.b64encode(bytes.fromhex(artifact.sha256)).decode()
+    resp.headers["Accept-Ranges"] = "bytes"
+    return resp
+
+
+def _mimetype(artifact) -> str:
+    return {"iso": "application/x-iso9660-image", "log": "text/plain", "manifest": "application/json",
+            "sbom": "application/json", "checksums": "text/plain"}.get(artifact.kind, "application/octet-stream")
+
+
+@blp.route("/<build_id>/download", methods=["GET"])
+@blp.response(200, description="The primary image (Range requests supported)")
+@blp.doc_errors(403, 404, 416)
+@permission_required("builds:read")
+def build_download(build_id):
+    _, _, build = _load(build_id)
+    artifact = build.primary_artifact()
+    if artifact is None:
+        raise NotFound(f"Build #{build.number} has no {build.primary_format} image"
+                       + ("" if build.is_terminal else " yet"))
+    return _send(artifact)
+
+
+@blp.route("/<build_id>/artifacts/<artifact_id>/download", methods=["GET"])
+@blp.response(200, description="One artifact file (Range requests supported)")
+@blp.doc_errors(403, 404, 416)
+@permission_required("builds:read")
+def artifact_download(build_id, artifact_id):
+    _, _, build = _load(build_id)
+    artifact = next((a for a in build.artifacts if str(a.id) == str(artifact_id).lower()), None)
+    if artifact is None:
+        raise NotFound.of("Artifact", artifact_id)
+    return _send(artifact)
+
+
+@blp.route("/<build_id>/tests", methods=["GET"])
+@blp.response(200, description="The latest test run's results, and every run")
+@blp.doc_errors(403, 404)
+@permission_required("builds:read")
+def build_tests(build_id):
+    _, _, build = _load(build_id)
+    return service.test_summary(build)
+
+
+@blp.route("/<build_id>/tests", methods=["POST"])
+@blp.arguments(TestRequestSchema)
+@blp.response(202, description="The test run is queued")
+@blp.doc_errors(400, 403, 404, 409)
+@permission_required("builds:write")
+def request_tests(data, build_id):
+    """Run custom assertions against a finished bootable build, on a worker."""
+    org, _, build = _load(build_id, "edit")
+    run = service.request_tests(current_actor(), org, build, data["assertions"])
+    db.session.commit()
+    return {"testRunId": str(run.id), "status": "queued", "buildId": str(build.id)}, 202
+
+
+api_blueprints = [blp]
+
+from .streams import stream_blp  # noqa: E402 - the stream views import helpers from this module
+
+page_blueprints = [stream_blp]

@@ -1,0 +1,187 @@
+"""Organizations API (API.md, Organizations): orgs, members, invitations. Structure, shares and keys live beside it."""
+from __future__ import annotations
+
+from flask import current_app, g, url_for
+
+from app.extensions import db
+from app.http.auth import current_actor, current_principal, login_required, user_required
+from app.http.blueprint import ApiBlueprint
+from app.http.schemas import PaginationArgs, page_envelope
+from app.models.base import utcnow
+from app.services import orgs
+
+from .common import invite_body, member_body, org_body, org_permission_required
+from .schemas import InviteCreateSchema, MemberAddSchema, MemberUpdateSchema, OrgCreateSchema, OrgUpdateSchema
+
+blp = ApiBlueprint("organizations", __name__, url_prefix="/api/organizations",
+                   description="Organizations, members and invitations")
+
+
+def _page(items: list, key: str, args: dict) -> dict:
+    page, limit = args["page"], args["limit"]
+    return page_envelope(key, items[(page - 1) * limit:page * limit], len(items), page, limit)
+
+
+@blp.route("", methods=["GET"])
+@blp.arguments(PaginationArgs, location="query")
+@blp.response(200, description="The caller's organizations (an API key sees its own)")
+@blp.doc_errors(401)
+@login_required
+def list_orgs(args):
+    """Organizations the caller belongs to, with the caller's role."""
+    principal = current_principal()
+    if principal.api_key is not None:
+        org = orgs.get_org(principal.api_key.org_id)
+        role = "admin" if "admin" in (principal.api_key.scopes or []) else "member"
+        items = [org_body(org, role)]
+    else:
+        items = [org_body(m.org, m.role) for m in orgs.orgs_of(principal.user)]
+    return _page(items, "organizations", args)
+
+
+@blp.route("", methods=["POST"])
+@blp.arguments(OrgCreateSchema)
+@blp.response(201, description="The new organization; the caller is its owner")
+@blp.doc_errors(400, 401, 403)
+@user_required
+def create_org(data):
+    """Create an organization owned by the caller."""
+    principal = current_principal()
+    org = orgs.create_org(current_actor(), data["name"], owner=principal.user)
+    db.session.commit()
+    return org_body(org, "owner"), 201
+
+
+@blp.route("/<org_id>", methods=["GET"])
+@blp.response(200, description="The organization")
+@blp.doc_errors(401, 403, 404)
+@org_permission_required("org:read")
+def get_org(org_id):
+    org = orgs.get_org(org_id)
+    body = org_body(org, g.current_role)
+    body["memberCount"] = len(orgs.members(org))
+    return body
+
+
+@blp.route("/<org_id>", methods=["PATCH"])
+@blp.arguments(OrgUpdateSchema)
+@blp.response(200, description="The renamed organization")
+@blp.doc_errors(400, 401, 403, 404)
+@org_permission_required("org:manage")
+def update_org(data, org_id):
+    org = orgs.rename_org(current_actor(), orgs.get_org(org_id), data["name"])
+    db.session.commit()
+    return org_body(org, g.current_role)
+
+
+@blp.route("/<org_id>", methods=["DELETE"])
+@blp.response(204, description="Deleted (soft: kept for the audit trail)")
+@blp.doc_errors(401, 403, 404, 409)
+@org_permission_required("org:delete")
+def delete_org(org_id):
+    """Owners only; personal organizations cannot be deleted. Its API keys and invitations die with it."""
+    orgs.delete_org(current_actor(), orgs.get_org(org_id))
+    db.session.commit()
+    return "", 204
+
+
+# Members --------------------------------------------------------------------------------------------
+
+@blp.route("/<org_id>/members", methods=["GET"])
+@blp.arguments(PaginationArgs, location="query")
+@blp.response(200, description="Members with their roles")
+@blp.doc_errors(401, 403, 404)
+@org_permission_required("members:read")
+def list_members(args, org_id):
+    return _page([member_body(m) for m in orgs.members(orgs.get_org(org_id))], "members", args)
+
+
+@blp.route("/<org_id>/members", methods=["POST"])
+@blp.arguments(MemberAddSchema)
+@blp.response(201, description="The new member")
+@blp.doc_errors(400, 401, 403, 404, 409)
+@org_permission_required("members:manage")
+def add_member(data, org_id):
+    """Add an existing Kiln user by e-mail (others get an invitation)."""
+    row = orgs.add_member(current_actor(), orgs.get_org(org_id), data["email"], data["role"], actor_role=g.current_role)
+    db.session.commit()
+    return member_body(row), 201
+
+
+@blp.route("/<org_id>/members/<user_id>", methods=["PATCH"])
+@blp.arguments(MemberUpdateSchema)
+@blp.response(200, description="The member with the new role")
+@blp.doc_errors(400, 401, 403, 404, 409)
+@org_permission_required("members:manage")
+def update_member(data, org_id, user_id):
+    """Change a role. Only owners grant or change the owner role (ownership transfer); the last owner stays."""
+    row = orgs.change_role(current_actor(), orgs.get_org(org_id), user_id, data["role"], actor_role=g.current_role)
+    db.session.commit()
+    return member_body(row)
+
+
+@blp.route("/<org_id>/members/<user_id>", methods=["DELETE"])
+@blp.response(204, description="Removed")
+@blp.doc_errors(401, 403, 404, 409)
+@org_permission_required("members:read")
+def remove_member(org_id, user_id):
+    """Admins remove members; anyone may remove themselves (leave). The last owner cannot leave."""
+    orgs.remove_member(current_actor(), orgs.get_org(org_id), user_id, actor_role=g.current_role)
+    db.session.commit()
+    return "", 204
+
+
+# Invitations ----------------------------------------------------------------------------------------
+
+def invite_url(token: str) -> str:
+    return url_for("org_pages.invite", token=token, _external=True)
+
+
+@blp.route("/<org_id>/invites", methods=["GET"])
+@blp.arguments(PaginationArgs, location="query")
+@blp.response(200, description="Pending invitations")
+@blp.doc_errors(401, 403, 404)
+@org_permission_required("members:manage")
+def list_invites(args, org_id):
+    now = utcnow()
+    return _page([invite_body(i, now) for i in orgs.pending_invites(orgs.get_org(org_id))], "invites", args)
+
+
+@blp.route("/<org_id>/invites", methods=["POST"])
+@blp.arguments(InviteCreateSchema)
+@blp.response(201, description="The invitation (the link is mailed; the token is never shown)")
+@blp.doc_errors(400, 401, 403, 404, 409)
+@org_permission_required("members:manage")
+def create_invite(data, org_id):
+    """Mail an invitation valid for 7 days, usable once."""
+    row, _token = orgs.invite(current_actor(), orgs.get_org(org_id), data["email"], data["role"],
+                              actor_role=g.current_role, config=current_app.config, accept_url_for=invite_url)
+    db.session.commit()
+    return invite_body(row, utcnow()), 201
+
+
+@blp.route("/<org_id>/invites/<invite_id>", methods=["DELETE"])
+@blp.response(204, description="Revoked")
+@blp.doc_errors(401, 403, 404, 409)
+@org_permission_required("members:manage")
+def revoke_invite(org_id, invite_id):
+    orgs.revoke_invite(current_actor(), orgs.get_org(org_id), invite_id)
+    db.session.commit()
+    return "", 204
+
+
+@blp.route("/invites/<token>/accept", methods=["POST"])
+@blp.response(200, description="The organization joined, with the caller's role")
+@blp.doc_errors(400, 401, 403, 404, 409)
+@user_required
+def accept_invite(token):
+    """Join with an invitation; the logged-in user's e-mail must be the invited one."""
+    user = current_principal().user
+    membership = orgs.accept_invite(current_actor(), token, user)
+    db.session.commit()
+    return {"organization": org_body(membership.org, membership.role), "role": membership.role}
+
+
+from . import apikeys, shares, structure  # noqa: E402 - the sibling resources register beside this one
+
+api_blueprints = [blp, *structure.api_blueprints, *shares.api_blueprints, *apikeys.api_blueprints]

@@ -1,0 +1,165 @@
+"""Structure API: units (typed) with teams, and groups; each with members. Another org's object is 404."""
+from __future__ import annotations
+
+from app.extensions import db
+from app.http.auth import current_actor, permission_required, resolve_org
+from app.http.blueprint import ApiBlueprint
+from app.http.schemas import PaginationArgs, page_envelope, paginate
+from app.models.orgs import Group, Team, Unit
+from app.services import orgs, structure
+
+from .common import org_permission_required, structure_body, structure_member_body
+from .schemas import NamedCreateSchema, NamedUpdateSchema, StructureMemberSchema, UnitCreateSchema, UnitUpdateSchema
+
+org_blp = ApiBlueprint("org_structure", __name__, url_prefix="/api/organizations",
+                       description="Units and groups of an organization")
+units_blp = ApiBlueprint("units", __name__, url_prefix="/api/units", description="Units and their teams")
+teams_blp = ApiBlueprint("teams", __name__, url_prefix="/api/teams", description="Teams")
+groups_blp = ApiBlueprint("groups", __name__, url_prefix="/api/groups", description="Groups")
+
+PLURAL = {"unit": "units", "team": "teams", "group": "groups"}
+
+
+def _list(kind: str, query, args) -> dict:
+    rows, total = paginate(query, args["page"], args["limit"])
+    return page_envelope(PLURAL[kind], [structure_body(kind, r) for r in rows], total, args["page"], args["limit"])
+
+
+def _get(kind: str, ident):
+    org, _role = resolve_org()
+    return structure.get(kind, org, ident)
+
+
+# Org-level collections --------------------------------------------------------------------------------
+
+@org_blp.route("/<org_id>/units", methods=["GET"])
+@org_blp.arguments(PaginationArgs, location="query")
+@org_blp.response(200, description="The organization's units")
+@org_blp.doc_errors(401, 403, 404)
+@org_permission_required("org:read")
+def list_units(args, org_id):
+    return _list("unit", Unit.for_org(orgs.get_org(org_id).id).order_by(Unit.name), args)
+
+
+@org_blp.route("/<org_id>/units", methods=["POST"])
+@org_blp.arguments(UnitCreateSchema)
+@org_blp.response(201, description="The new unit")
+@org_blp.doc_errors(400, 401, 403, 404)
+@org_permission_required("structure:manage")
+def create_unit(data, org_id):
+    """A unit with a type: department, division, business-unit or other."""
+    row = structure.create_unit(current_actor(), orgs.get_org(org_id), data["name"], data["type"], data["description"])
+    db.session.commit()
+    return structure_body("unit", row), 201
+
+
+@org_blp.route("/<org_id>/groups", methods=["GET"])
+@org_blp.arguments(PaginationArgs, location="query")
+@org_blp.response(200, description="The organization's groups")
+@org_blp.doc_errors(401, 403, 404)
+@org_permission_required("org:read")
+def list_groups(args, org_id):
+    return _list("group", Group.for_org(orgs.get_org(org_id).id).order_by(Group.name), args)
+
+
+@org_blp.route("/<org_id>/groups", methods=["POST"])
+@org_blp.arguments(NamedCreateSchema)
+@org_blp.response(201, description="The new group")
+@org_blp.doc_errors(400, 401, 403, 404)
+@org_permission_required("structure:manage")
+def create_group(data, org_id):
+    row = structure.create_group(current_actor(), orgs.get_org(org_id), data["name"], data["description"])
+    db.session.commit()
+    return structure_body("group", row), 201
+
+
+# One object, its teams, its members (the same shape for units, teams and groups) ----------------------
+
+def _register_object_routes(blp: ApiBlueprint, kind: str, update_schema) -> None:
+    label = kind.title()
+
+    @blp.route("/<ident>", methods=["GET"], endpoint=f"get_{kind}")
+    @blp.response(200, description=f"The {kind}")
+    @blp.doc_errors(401, 403, 404)
+    @permission_required("org:read")
+    def get_one(ident):
+        return structure_body(kind, _get(kind, ident))
+
+    @blp.route("/<ident>", methods=["PATCH"], endpoint=f"update_{kind}")
+    @blp.arguments(update_schema)
+    @blp.response(200, description=f"The updated {kind}")
+    @blp.doc_errors(400, 401, 403, 404)
+    @permission_required("structure:manage")
+    def update_one(data, ident):
+        row = structure.update(current_actor(), kind, _get(kind, ident), data)
+        db.session.commit()
+        return structure_body(kind, row)
+
+    @blp.route("/<ident>", methods=["DELETE"], endpoint=f"delete_{kind}")
+    @blp.response(204, description=f"{label} deleted (shares aimed at it go too)")
+    @blp.doc_errors(401, 403, 404)
+    @permission_required("structure:manage")
+    def delete_one(ident):
+        structure.remove(current_actor(), kind, _get(kind, ident))
+        db.session.commit()
+        return "", 204
+
+    @blp.route("/<ident>/members", methods=["GET"], endpoint=f"list_{kind}_members")
+    @blp.arguments(PaginationArgs, location="query")
+    @blp.response(200, description=f"Members of the {kind}")
+    @blp.doc_errors(401, 403, 404)
+    @permission_required("members:read")
+    def list_members(args, ident):
+        rows = structure.member_rows(kind, _get(kind, ident))
+        page, limit = args["page"], args["limit"]
+        items = [structure_member_body(r) for r in rows[(page - 1) * limit:page * limit]]
+        return page_envelope("members", items, len(rows), page, limit)
+
+    @blp.route("/<ident>/members", methods=["POST"], endpoint=f"add_{kind}_member")
+    @blp.arguments(StructureMemberSchema)
+    @blp.response(201, description=f"The user joined the {kind}")
+    @blp.doc_errors(400, 401, 403, 404, 409)
+    @permission_required("structure:manage")
+    def add_member(data, ident):
+        """Only members of the organization can join."""
+        link = structure.add_member(current_actor(), kind, _get(kind, ident), data["user_id"])
+        db.session.commit()
+        return structure_member_body(link), 201
+
+    @blp.route("/<ident>/members/<user_id>", methods=["DELETE"], endpoint=f"remove_{kind}_member")
+    @blp.response(204, description=f"The user left the {kind}")
+    @blp.doc_errors(401, 403, 404)
+    @permission_required("structure:manage")
+    def remove_member(ident, user_id):
+        structure.remove_member(current_actor(), kind, _get(kind, ident), user_id)
+        db.session.commit()
+        return "", 204
+
+
+_register_object_routes(units_blp, "unit", UnitUpdateSchema)
+_register_object_routes(teams_blp, "team", NamedUpdateSchema)
+_register_object_routes(groups_blp, "group", NamedUpdateSchema)
+
+
+@units_blp.route("/<ident>/teams", methods=["GET"])
+@units_blp.arguments(PaginationArgs, location="query")
+@units_blp.response(200, description="Teams of the unit")
+@units_blp.doc_errors(401, 403, 404)
+@permission_required("org:read")
+def list_teams(args, ident):
+    unit = _get("unit", ident)
+    return _list("team", Team.for_org(unit.org_id).where(Team.unit_id == unit.id).order_by(Team.name), args)
+
+
+@units_blp.route("/<ident>/teams", methods=["POST"])
+@units_blp.arguments(NamedCreateSchema)
+@units_blp.response(201, description="The new team")
+@units_blp.doc_errors(400, 401, 403, 404)
+@permission_required("structure:manage")
+def create_team(data, ident):
+    row = structure.create_team(current_actor(), _get("unit", ident), data["name"], data["description"])
+    db.session.commit()
+    return structure_body("team", row), 201
+
+
+api_blueprints = [org_blp, units_blp, teams_blp, groups_blp]

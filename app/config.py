@@ -1,0 +1,105 @@
+"""Every setting comes from the environment, with defaults that run a self-hosted Kiln out of `instance/`."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _secret_key(instance_path: Path) -> str:
+    """A stable secret survives restarts: generate it once and keep it beside the database."""
+    key_file = instance_path / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+def normalize_database_url(url: str) -> str:
+    # psycopg 3 is the driver we ship; plain postgresql:// would make SQLAlchemy look for psycopg2.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> dict:
+    env = os.environ if env is None else env
+    data_dir = Path(env.get("KILN_DATA_DIR") or instance_path / "data")
+    database_url = env.get("DATABASE_URL") or f"sqlite:///{instance_path / 'kiln.db'}"
+    redis_url = env.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    return {
+        "SECRET_KEY": env.get("SECRET_KEY") or _secret_key(instance_path),
+        "SQLALCHEMY_DATABASE_URI": normalize_database_url(database_url),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": redis_url,
+        "KILN_DATA_DIR": str(data_dir),
+        "KILN_ARTIFACTS_DIR": str(Path(env.get("KILN_ARTIFACTS_DIR") or data_dir / "artifacts")),
+        "KILN_BASE_URL": env.get("KILN_BASE_URL", "http://localhost:5000"),
+        "KILN_OUTBOX_DIR": str(instance_path / "outbox"),
+        # Mail: SMTP when MAIL_SERVER is set, else mails go to the log and instance/outbox/.
+        "MAIL_SERVER": env.get("MAIL_SERVER", ""),
+        "MAIL_PORT": int(env.get("MAIL_PORT", "587")),
+        "MAIL_USERNAME": env.get("MAIL_USERNAME", ""),
+        "MAIL_PASSWORD": env.get("MAIL_PASSWORD", ""),
+        "MAIL_USE_TLS": _bool(env.get("MAIL_USE_TLS"), True),
+        "MAIL_USE_SSL": _bool(env.get("MAIL_USE_SSL"), False),
+        "MAIL_FROM": env.get("MAIL_FROM", "Kiln <kiln@localhost>"),
+        # argon2id cost; empty means the library's RFC 9106 defaults.
+        "ARGON2_TIME_COST": int(env.get("ARGON2_TIME_COST") or 0) or None,
+        "ARGON2_MEMORY_COST": int(env.get("ARGON2_MEMORY_COST") or 0) or None,
+        "ARGON2_PARALLELISM": int(env.get("ARGON2_PARALLELISM") or 0) or None,
+        # Tokens
+        "JWT_EXPIRES_SECONDS": int(env.get("JWT_EXPIRES_SECONDS", "3600")),
+        "JWT_ISSUER": env.get("JWT_ISSUER", "kiln"),
+        "JWT_AUDIENCE": env.get("JWT_AUDIENCE", "kiln-api"),
+        "PASSWORD_RESET_MAX_AGE": int(env.get("PASSWORD_RESET_MAX_AGE", "3600")),
+        # Rate limits (Flask-Limiter notation)
+        "KILN_RATE_LIMIT": env.get("KILN_RATE_LIMIT", "100 per minute"),
+        "KILN_LOGIN_LIMIT_IP": env.get("KILN_LOGIN_LIMIT_IP", "20 per minute"),
+        "KILN_LOGIN_LIMIT_ACCOUNT": env.get("KILN_LOGIN_LIMIT_ACCOUNT", "5 per minute"),
+        "KILN_BUILD_START_LIMIT": env.get("KILN_BUILD_START_LIMIT", "10 per hour"),
+        # Build queue: RQ job timeout, heartbeat of a running build, retries of infrastructure failures.
+        "KILN_BUILD_JOB_TIMEOUT": int(env.get("KILN_BUILD_JOB_TIMEOUT", "7200")),
+        "KILN_TEST_JOB_TIMEOUT": int(env.get("KILN_TEST_JOB_TIMEOUT", "1800")),
+        "KILN_BUILD_HEARTBEAT_INTERVAL": float(env.get("KILN_BUILD_HEARTBEAT_INTERVAL", "10")),
+        "KILN_BUILD_HEARTBEAT_TTL": int(env.get("KILN_BUILD_HEARTBEAT_TTL", "60")),
+        "KILN_BUILD_REAPER_INTERVAL": float(env.get("KILN_BUILD_REAPER_INTERVAL", "30")),
+        "KILN_BUILD_MAX_ATTEMPTS": int(env.get("KILN_BUILD_MAX_ATTEMPTS", "3")),
+        "KILN_BUILD_LOG_MAXLEN": int(env.get("KILN_BUILD_LOG_MAXLEN", "50000")),
+        "KILN_TEST_BOOT_TIMEOUT": float(env.get("KILN_TEST_BOOT_TIMEOUT", "300")),
+        "RATELIMIT_STORAGE_URI": redis_url,
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_KEY_PREFIX": "kiln-rl",
+        "RATELIMIT_STRATEGY": "moving-window",
+        # Browser sessions
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE"), False),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "WTF_CSRF_TIME_LIMIT": None,
+        "WTF_CSRF_SSL_STRICT": False,
+        # OpenAPI (flask-smorest); Swagger UI is our own page over vendored assets.
+        "API_TITLE": "Kiln",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "API_SPEC_OPTIONS": {
+            "info": {"description": "Kiln: chat to recipe to tested Debian image. Every path is also served under /api/v1."},
+            "security": [{"bearerAuth": []}, {"apiKeyHeader": []}],
+        },
+        "KILN_WS_ALLOWED_ORIGINS": [o for o in env.get("KILN_WS_ALLOWED_ORIGINS", "").split(",") if o],
+        "SOCK_SERVER_OPTIONS": {"ping_interval": 25},
+    }

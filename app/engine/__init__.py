@@ -1,0 +1,1 @@
+"""Kiln build engine: recipe in, artifacts + log lines + progress events out (no Flask here)."""

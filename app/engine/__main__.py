@@ -1,0 +1,3 @@
+from .cli import kiln
+
+kiln(prog_name="python -m app.engine")

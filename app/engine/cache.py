@@ -1,0 +1,146 @@
+"""The result cache (recipe hash + format -> finished artifact) and LRU eviction of all caches.
+
+Entries are directories created under a temp name and renamed into place, so a reader sees a
+whole entry or none. Files are hardlinked out to the build's output directory (copied when it is
+on another filesystem), which makes a cache hit take milliseconds.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from .fsutil import remove_tree
+from .locks import file_lock
+from .settings import EngineSettings
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    dst.unlink(missing_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+class ResultCache:
+    def __init__(self, settings: EngineSettings):
+        self.root = settings.cache_dir / "results"
+
+    def entry(self, recipe_hash: str, fmt: str) -> Path:
+        return self.root / f"{recipe_hash}-{fmt}"
+
+    def lookup(self, recipe_hash: str, formats: list[str]) -> dict[str, dict] | None:
+        """All requested formats' entries, or None if any is missing."""
+        found = {}
+        for fmt in formats:
+            meta_path = self.entry(recipe_hash, fmt) / "meta.json"
+            try:
+                meta = json.loads(meta_path.read_text())
+            except (OSError, ValueError):
+                return None
+            if not (meta_path.parent / meta["filename"]).exists():
+                return None
+            meta["dir"] = meta_path.parent
+            found[fmt] = meta
+        for meta in found.values():
+            os.utime(meta["dir"] / "meta.json")  # LRU: last use
+        return found
+
+    def store(self, recipe_hash: str, fmt: str, artifact: Path, sha256: str,
+              manifest: Path, sbom: Path) -> None:
+        final = self.entry(recipe_hash, fmt)
+        if final.exists():
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = self.root / f".tmp-{final.name}-{os.getpid()}-{time.monotonic_ns()}"
+        staging.mkdir()
+        try:
+            link_or_copy(artifact, staging / artifact.name)
+            link_or_copy(manifest, staging / "manifest.json")
+            link_or_copy(sbom, staging / "sbom.spdx.json")
+            (staging / "meta.json").write_text(json.dumps({
+                "format": fmt, "filename": artifact.name, "sha256": sha256,
+                "size": artifact.stat().st_size, "storedAt": time.time(),
+            }))
+            os.rename(staging, final)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)  # another build stored it first
+
+
+# ---- LRU eviction across results, base layers and the .deb cache ---------------------------
+
+def _entries(settings: EngineSettings) -> list[tuple[float, int, str, Path]]:
+    """(last use, size, kind, path) of every evictable cache entry."""
+    out = []
+    results = settings.cache_dir / "results"
+    if results.is_dir():
+        for d in results.iterdir():
+            if d.name.startswith("."):
+                continue
+            try:
+                used = (d / "meta.json").stat().st_mtime
+                size = sum(f.stat().st_size for f in d.iterdir() if f.is_file())
+            except OSError:
+                continue
+            out.append((used, size, "result", d))
+    bases = settings.cache_dir / "base"
+    if bases.is_dir():
+        for d in bases.iterdir():
+            if d.name.startswith(".") or not d.is_dir():
+                continue
+            try:
+                meta = json.loads((d / "meta.json").read_text())
+                out.append(((d / "meta.json").stat().st_mtime, int(meta.get("size", 0)), "base", d))
+            except (OSError, ValueError):
+                continue
+    debs = settings.cache_dir / "apt"
+    if debs.is_dir():
+        for f in debs.glob("*.deb"):
+            try:
+                st = f.stat()
+            except OSError:
+                continue
+            out.append((st.st_mtime, st.st_size, "deb", f))
+    return out
+
+
+def cache_usage(settings: EngineSettings) -> int:
+    return sum(size for _, size, _, _ in _entries(settings))
+
+
+def evict(settings: EngineSettings, keep: set[Path] = frozenset()) -> list[Path]:
+    """Delete least recently used entries until the caches fit in cache_max_bytes."""
+    removed: list[Path] = []
+    with file_lock(settings.cache_dir / "evict.lock", blocking=False) as got:
+        if not got:
+            return removed  # another build is already evicting
+        entries = sorted(_entries(settings))
+        total = sum(size for _, size, _, _ in entries)
+        for used, size, kind, path in entries:
+            if total <= settings.cache_max_bytes:
+                break
+            if path in keep:
+                continue
+            if kind == "base":
+                lock = path.with_name(path.name + ".lock")
+                with file_lock(lock, blocking=False) as free:
+                    if not free:
+                        continue  # a running build has it mounted
+                    trash = path.with_name(f".evict-{path.name}-{time.monotonic_ns()}")
+                    os.rename(path, trash)
+                remove_tree(trash)
+            elif kind == "result":
+                trash = path.with_name(f".evict-{path.name}-{time.monotonic_ns()}")
+                try:
+                    os.rename(path, trash)
+                except OSError:
+                    continue
+                shutil.rmtree(trash, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            total -= size
+            removed.append(path)
+    return removed

@@ -1,0 +1,308 @@
+"""One throwaway QEMU virtual machine for testing an image.
+
+The VM runs in its own process group (so teardown kills everything), boots from a throwaway
+qcow2 overlay or a read-only CD-ROM (the artifact is never written), forwards the guest ports
+the checks need to free loopback ports on the host, exposes qemu-guest-agent on a unix socket,
+and writes its serial console to a log file that outlives the VM.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from app.engine.process import CommandFailed, kill_group, run
+from app.engine.testing import console as consolelib
+
+LogFn = Callable[[str, str], None]
+
+MEMORY_MB = int(os.environ.get("KILN_TEST_VM_MEMORY_MB", "1792"))
+CPUS = int(os.environ.get("KILN_TEST_VM_CPUS", str(min(2, os.cpu_count() or 1))))
+KVM_PROBE_TIMEOUT = 10.0
+# Under KVM the kernel prints within seconds; silence this long after start means KVM hangs here.
+KVM_PROGRESS_TIMEOUT = 40.0
+PORT_RETRIES = 5
+# With RDRAND the guest kernel's RNG is ready at once; without it early userspace stalls ~25 s
+# under TCG gathering entropy (measured: 87 s -> 58 s to login). "max" is slower still (104 s).
+TCG_CPU_MODEL = "qemu64,+rdrand"
+KERNEL_OUTPUT_RE = re.compile(r"\[\s*\d+\.\d+\]|Linux version|Welcome to|systemd\[1\]")
+
+
+class VMError(Exception):
+    """QEMU could not be started or the VM could not be used; the message says why."""
+
+
+# -- acceleration --------------------------------------------------------------------------
+
+_kvm_verdict: bool | None = None
+_kvm_lock = threading.Lock()
+
+
+def _kvm_probe() -> bool:
+    """Start a disk-less VM under KVM; SeaBIOS reaching its boot menu proves KVM runs guest code."""
+    with tempfile.TemporaryDirectory(prefix="kiln-kvm-probe-") as tmp:
+        debug_log = Path(tmp) / "bios.log"
+        argv = ["qemu-system-x86_64", "-accel", "kvm", "-nodefaults", "-no-user-config", "-display", "none",
+                "-m", "64", "-chardev", f"file,id=dbg,path={debug_log}",
+                "-device", "isa-debugcon,iobase=0x402,chardev=dbg", "-no-reboot"]
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            deadline = time.monotonic() + KVM_PROBE_TIMEOUT
+            while time.monotonic() < deadline and proc.poll() is None:
+                text = debug_log.read_text(errors="replace") if debug_log.exists() else ""
+                if "No bootable device" in text or "Booting from" in text:
+                    return True
+                time.sleep(0.2)
+            return False
+        finally:
+            kill_group(proc, grace=1.0)
+            proc.wait()
+
+
+def _broken_marker() -> Path:
+    # A KVM hang is a property of this host until it reboots: remember it across worker processes,
+    # so only the first boot after a host reboot pays for finding out.
+    try:
+        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot_id = "unknown"
+    return Path(tempfile.gettempdir()) / f"kiln-kvm-broken-{boot_id}"
+
+
+def choose_accel() -> str:
+    """'kvm' when it works here (probed once per process), else 'tcg'. KILN_QEMU_ACCEL forces one."""
+    global _kvm_verdict
+    forced = os.environ.get("KILN_QEMU_ACCEL", "").strip().lower()
+    if forced in ("kvm", "tcg"):
+        return forced
+    with _kvm_lock:
+        if _kvm_verdict is None:
+            _kvm_verdict = (os.access("/dev/kvm", os.R_OK | os.W_OK) and not _broken_marker().exists()
+                            and _kvm_probe())
+        return "kvm" if _kvm_verdict else "tcg"
+
+
+def mark_kvm_broken() -> None:
+    global _kvm_verdict
+    with _kvm_lock:
+        _kvm_verdict = False
+        try:
+            _broken_marker().touch()
+        except OSError:
+            pass
+
+
+# -- ports -------------------------------------------------------------------------------------
+
+def free_ports(count: int) -> list[int]:
+    """Distinct free loopback TCP ports (held open together so they differ; QEMU may still race us)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@dataclass
+class BootOutcome:
+    booted: bool
+    reason: str = ""            # why not, when it did not boot (or the failed units when it did)
+    seconds: float = 0.0        # from QEMU start to the login prompt / multi-user target
+    state: consolelib.ConsoleState = field(default_factory=consolelib.ConsoleState)
+
+
+class VM:
+    """Use as a context manager: the VM is always torn down on exit."""
+
+    def __init__(self, image: Path, fmt: str, work_dir: Path, *, forward: list[tuple[str, int]] | None = None,
+                 log: LogFn | None = None, accel: str | None = None, memory_mb: int = MEMORY_MB,
+                 cpus: int = CPUS, firmware: str | None = None):
+        if fmt not in ("iso", "qcow2"):
+            raise VMError(f"format {fmt!r} does not boot; only iso and qcow2 images can be started")
+        image = Path(image)
+        if not image.is_file():
+            raise VMError(f"image {image} does not exist")
+        self.image, self.fmt = image.resolve(), fmt
+        self.work_dir = Path(work_dir)
+        self.forward = sorted(set(forward or [])) or []
+        self.log = log or (lambda level, msg: None)
+        self.accel = accel
+        self.memory_mb, self.cpus, self.firmware = memory_mb, cpus, firmware
+        self.id = uuid.uuid4().hex[:8]
+        # Unix socket paths are limited to ~107 bytes; keep the run dir short.
+        self.run_dir = Path(tempfile.mkdtemp(prefix=f"kiln-vm-{self.id}-"))
+        self.console_log = self.work_dir / f"console-{self.fmt}-{self.id}.log"
+        self.qga_socket = self.run_dir / "qga.sock"
+        self.ports: dict[tuple[str, int], int] = {}
+        self.proc: subprocess.Popen | None = None
+        self.started_at = 0.0
+        self._stderr_path = self.run_dir / "qemu.stderr"
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def __enter__(self) -> "VM":
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _disk_args(self) -> list[str]:
+        if self.fmt == "iso":
+            return ["-drive", f"file={self.image},media=cdrom,readonly=on,if=ide,index=0", "-boot", "d"]
+        overlay = self.run_dir / "overlay.qcow2"
+        if not overlay.exists():
+            try:
+                run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(self.image), "-F", "qcow2", str(overlay)])
+            except CommandFailed as err:
+                raise VMError(f"cannot create a throwaway overlay for {self.image.name}: "
+                              + "; ".join(err.tail[-3:])) from None
+        return ["-drive", f"file={overlay},format=qcow2,if=virtio,cache=unsafe", "-boot", "c"]
+
+    def _argv(self, accel: str) -> list[str]:
+        hostfwd = ",".join(f"hostfwd={proto}:127.0.0.1:{host}-:{guest}"
+                           for (proto, guest), host in sorted(self.ports.items()))
+        argv = ["qemu-system-x86_64", "-name", f"kiln-test-{self.id}", "-nodefaults", "-no-user-config",
+                "-display", "none", "-vga", "none", "-m", str(self.memory_mb), "-smp", str(self.cpus),
+                "-accel", "kvm" if accel == "kvm" else "tcg,thread=multi",
+                "-chardev", f"file,id=con0,path={self.console_log}", "-serial", "chardev:con0",
+                "-netdev", "user,id=n0" + (f",{hostfwd}" if hostfwd else ""),
+                "-device", "virtio-net-pci,netdev=n0",
+                "-chardev", f"socket,id=qga0,path={self.qga_socket},server=on,wait=off",
+                "-device", "virtio-serial", "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
+                "-device", "virtio-rng-pci",  # entropy: sshd and friends must not stall at boot under TCG
+                "-no-reboot"]
+        firmware = self.firmware or os.environ.get("KILN_TEST_VM_FIRMWARE", "bios")
+        cpu_model = os.environ.get("KILN_TEST_VM_CPU_MODEL", TCG_CPU_MODEL)
+        if accel == "tcg" and cpu_model != "default":
+            argv += ["-cpu", cpu_model]
+        if firmware == "uefi":
+            code = Path("/usr/share/OVMF/OVMF_CODE.fd")
+            if not code.exists():
+                raise VMError("UEFI boot needs OVMF (/usr/share/OVMF/OVMF_CODE.fd); install the ovmf package")
+            argv += ["-bios", str(code)]
+        return argv + self._disk_args()
+
+    def start(self) -> None:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        accel = self.accel or choose_accel()
+        last_error = ""
+        for attempt in range(PORT_RETRIES):
+            hosts = free_ports(len(self.forward))
+            self.ports = dict(zip(self.forward, hosts))
+            self.console_log.write_bytes(b"")
+            argv = self._argv(accel)
+            self.log("info", f"starting test VM {self.id} ({accel}): {self.image.name}"
+                     + (f", ports {', '.join(f'{g}/{p}->{h}' for (p, g), h in self.ports.items())}" if self.ports else ""))
+            with open(self._stderr_path, "wb") as err:
+                self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                             start_new_session=True)
+            self.started_at = time.monotonic()
+            self.accel_used = accel
+            # QEMU fails fast when a forwarded port was taken in the meantime.
+            time.sleep(0.5)
+            if self.proc.poll() is None:
+                return
+            last_error = self.stderr()
+            self._kill()
+            if "host forwarding" in last_error or "Could not set up host forwarding" in last_error:
+                continue
+            if accel == "kvm":
+                self.log("warning", f"QEMU failed under KVM, using TCG: {last_error.strip()[-200:]}")
+                mark_kvm_broken()
+                accel = "tcg"
+                continue
+            break
+        raise VMError(f"QEMU failed to start: {last_error.strip() or 'exited immediately'}")
+
+    def _kill(self) -> None:
+        if self.proc is not None:
+            kill_group(self.proc, grace=2.0)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            self.proc = None
+
+    def stop(self) -> None:
+        """Kill the process group and remove the overlay and sockets; the console log stays."""
+        try:
+            self._kill()
+        finally:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    # -- observation --------------------------------------------------------------------------
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stderr(self) -> str:
+        try:
+            return self._stderr_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def console_text(self) -> str:
+        try:
+            return self.console_log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def host_port(self, port: int, protocol: str = "tcp") -> int | None:
+        return self.ports.get((protocol, port))
+
+    def wait_boot(self, timeout: float, cancel: threading.Event | None = None, settle: float = 0.0) -> BootOutcome:
+        """Watch the console until a login prompt / multi-user target, a fatal error, or timeout.
+
+        Under KVM, silence from the kernel means KVM hangs on this host: restart once under TCG.
+        """
+        deadline = self.started_at + timeout
+        while True:
+            text = self.console_text()
+            state = consolelib.parse_console(text)
+            elapsed = time.monotonic() - self.started_at
+            if state.fatal:
+                return BootOutcome(False, state.fatal, elapsed, state)
+            if state.booted:
+                # Units failing right around the prompt print a moment later.
+                end = time.monotonic() + settle
+                while time.monotonic() < end and self.running():
+                    time.sleep(0.5)
+                state = consolelib.parse_console(self.console_text())
+                return BootOutcome(True, "", elapsed, state)
+            if cancel is not None and cancel.is_set():
+                return BootOutcome(False, "cancelled", elapsed, state)
+            if not self.running():
+                err = self.stderr().strip().splitlines()
+                why = err[-1] if err else "QEMU exited"
+                return BootOutcome(False, f"the VM stopped before reaching a login prompt ({why})", elapsed, state)
+            if (self.accel_used == "kvm" and elapsed > KVM_PROGRESS_TIMEOUT
+                    and not KERNEL_OUTPUT_RE.search(text)):
+                self.log("warning", "no kernel output under KVM; KVM hangs on this host, retrying under TCG")
+                mark_kvm_broken()
+                self._kill()
+                (self.run_dir / "overlay.qcow2").unlink(missing_ok=True)
+                self.accel = "tcg"
+                self.start()
+                deadline = self.started_at + timeout
+                continue
+            if time.monotonic() > deadline:
+                return BootOutcome(False, f"timed out after {timeout:.0f} s without a login prompt", elapsed, state)
+            time.sleep(0.5)

@@ -1,0 +1,1 @@
+"""Request plumbing shared by every blueprint: auth, tenancy, errors, representation."""

@@ -1,0 +1,15 @@
+"""flask-smorest's Api, answering every error in Kiln's envelope (API.md) instead of its own shape."""
+from __future__ import annotations
+
+from flask_smorest import Api
+
+
+class KilnApi(Api):
+    def _register_error_handlers(self):
+        # Error handlers are registered app-wide by app.http.errors so pages keep HTML errors.
+        pass
+
+    def handle_http_exception(self, error):  # pragma: no cover - not registered, kept for API symmetry
+        from app.http.errors import handle_http_exception
+
+        return handle_http_exception(error)

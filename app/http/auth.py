@@ -1,0 +1,190 @@
+"""One auth pipeline: session cookie (browsers), bearer JWT or API key (machines) -> g.principal."""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+from flask import current_app, g, request, session
+from flask_login import current_user
+
+from app.extensions import db, redis
+from app.models import ApiKey, ApiKeyUsage, Membership, Organization, User
+from app.models.base import parse_uuid, utcnow
+from app.services import apikeys as apikey_service
+from app.services import tokens
+from app.services.audit import Actor
+from app.services.errors import Forbidden, Unauthorized, ValidationFailed
+from app.services.permissions import role_allows, scopes_allow
+
+
+@dataclass
+class Principal:
+    user: User | None
+    via: str  # session | jwt | api_key
+    api_key: ApiKey | None = None
+    claims: dict = field(default_factory=dict)
+
+    @property
+    def scopes(self) -> list[str] | None:
+        return list(self.api_key.scopes or []) if self.api_key is not None else None
+
+
+def _bearer() -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return None
+
+
+def load_principal() -> None:
+    """Runs before every request. Bad credentials are remembered, and refused where auth is required."""
+    g.principal = None
+    g.auth_error = None
+    # g outlives a request when an app context is already pushed (pytest-flask does): drop the tenant cache.
+    g.pop("current_org", None)
+    g.pop("current_role", None)
+    raw_key = request.headers.get("X-API-Key")
+    bearer = _bearer()
+    if raw_key is None and bearer and bearer.startswith(apikey_service.KEY_PREFIX):
+        raw_key = bearer
+        bearer = None
+    if raw_key is not None:
+        key = apikey_service.find_key(raw_key.strip())
+        if key is None:
+            g.auth_error = "The API key is not valid, expired or revoked"
+            return
+        g.principal = Principal(user=db.session.get(User, key.created_by_id) if key.created_by_id else None,
+                                via="api_key", api_key=key)
+        return
+    if bearer:
+        try:
+            claims = tokens.verify(current_app.config, redis.client, bearer)
+        except Unauthorized as exc:
+            g.auth_error = exc.message
+            return
+        user = db.session.get(User, parse_uuid(claims["sub"]))
+        if user is None or not user.is_active:
+            g.auth_error = "The token's user no longer exists"
+            return
+        g.principal = Principal(user=user, via="jwt", claims=claims)
+        return
+    if current_user.is_authenticated:
+        g.principal = Principal(user=current_user._get_current_object(), via="session")
+
+
+def record_key_usage(response):
+    """Usage log per key (time, method, path, status) and last-used time."""
+    principal = getattr(g, "principal", None)
+    if principal is None or principal.api_key is None:
+        return response
+    try:
+        key = principal.api_key
+        key.last_used_at = utcnow()
+        db.session.add(ApiKeyUsage(api_key_id=key.id, method=request.method, path=request.path[:512],
+                                   status=response.status_code, ip_address=request.remote_addr))
+        db.session.commit()
+    except Exception:  # noqa: BLE001 - a usage row must never break the answer itself
+        db.session.rollback()
+        current_app.logger.exception("could not record API key usage")
+    return response
+
+
+def current_principal() -> Principal:
+    principal = getattr(g, "principal", None)
+    if principal is None:
+        raise Unauthorized(getattr(g, "auth_error", None) or "Authentication required")
+    return principal
+
+
+def current_actor() -> Actor:
+    principal = getattr(g, "principal", None)
+    return Actor(
+        user=principal.user if principal else None,
+        api_key=principal.api_key if principal else None,
+        ip=request.remote_addr,
+        user_agent=request.headers.get("User-Agent"),
+        scopes=principal.scopes if principal else None,
+    )
+
+
+# Tenancy --------------------------------------------------------------------------------------------
+
+def resolve_org() -> tuple[Organization, str]:
+    """The organization this request acts in, and the caller's role there (API.md: header, key, default)."""
+    if "current_org" in g:
+        return g.current_org, g.current_role
+    principal = current_principal()
+    header = request.headers.get("X-Tenant-ID")
+    if header is not None:
+        org_id = parse_uuid(header.strip())
+        if org_id is None:
+            raise ValidationFailed("X-Tenant-ID: must be an organization UUID", {"X-Tenant-ID": ["Not a valid UUID."]})
+    elif principal.api_key is not None:
+        org_id = principal.api_key.org_id
+    else:
+        org_id = parse_uuid(session.get("org_id")) or principal.user.default_org_id
+    org = db.session.get(Organization, org_id) if org_id else None
+    if org is None or org.is_deleted:
+        raise Forbidden("You are not a member of this organization")
+    if principal.api_key is not None:
+        if org.id != principal.api_key.org_id:
+            raise Forbidden("This API key belongs to another organization")
+        role = "admin" if "admin" in (principal.api_key.scopes or []) else "member"
+    else:
+        membership = Membership.find(org.id, principal.user.id)
+        if membership is None:
+            if header is None and org_id != principal.user.default_org_id:
+                session.pop("org_id", None)  # the switcher pointed at an org the user has left
+                return resolve_org()
+            raise Forbidden("You are not a member of this organization")
+        role = membership.role
+    g.current_org, g.current_role = org, role
+    return org, role
+
+
+def authorize(permission: str) -> tuple[Organization, str]:
+    """Resolve the tenant and check the caller's role (and key scopes) for `permission`."""
+    principal = current_principal()
+    org, role = resolve_org()
+    if principal.api_key is not None and not scopes_allow(principal.scopes, permission):
+        raise Forbidden(f"The API key lacks the scope for {permission}", {"requiredScope": permission})
+    if not role_allows(role, permission):
+        raise Forbidden(f"Your role '{role}' does not allow {permission}")
+    return org, role
+
+
+def login_required(fn):
+    """Any authenticated caller (no tenant needed)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        current_principal()
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def user_required(fn):
+    """A person, not an API key (account settings, 2FA, logout)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        principal = current_principal()
+        if principal.user is None or principal.api_key is not None:
+            raise Forbidden("This action needs a user login, not an API key")
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def permission_required(permission: str):
+    def decorator(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            authorize(permission)
+            return fn(*args, **kwargs)
+
+        wrapper.kiln_permission = permission
+        return wrapper
+
+    return decorator

@@ -1,0 +1,1 @@
+"""RQ jobs (`builds`) and queue plumbing (`queue`). Jobs take ids and write results to the database."""

@@ -1,0 +1,32 @@
+// Small behaviours shared by every page. No inline scripts anywhere (CSP script-src 'self').
+(function () {
+  function init(root) {
+    root.querySelectorAll("form[data-autosubmit] select").forEach(function (sel) {
+      if (sel.dataset.bound) return;
+      sel.dataset.bound = "1";
+      sel.addEventListener("change", function () { sel.form.submit(); });
+    });
+    root.querySelectorAll("[data-copy]").forEach(function (btn) {
+      if (btn.dataset.bound) return;
+      btn.dataset.bound = "1";
+      btn.addEventListener("click", function () {
+        var target = document.getElementById(btn.dataset.copy);
+        var text = target ? (target.value || target.textContent) : btn.dataset.copyText;
+        if (navigator.clipboard && text) {
+          navigator.clipboard.writeText(text.trim()).then(function () { btn.textContent = "Copied"; });
+        }
+      });
+    });
+    root.querySelectorAll("[data-confirm]").forEach(function (el) {
+      if (el.dataset.confirmBound) return;
+      el.dataset.confirmBound = "1";
+      var form = el.tagName === "FORM" ? el : el.form;
+      if (!form) return;
+      form.addEventListener("submit", function (ev) {
+        if (!window.confirm(el.dataset.confirm)) ev.preventDefault();
+      });
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { init(document); });
+  document.addEventListener("htmx:load", function (ev) { init(ev.target); });
+})();

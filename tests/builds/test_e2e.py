@@ -1,0 +1,366 @@
+"""End to end: a real `python worker.py` picks real builds from Redis, builds and boot-tests the ISO.
+
+Slow (real mmdebstrap + QEMU). The engine's caches live in the session's engine data dir, shared with
+the engine suite, so an image the engine tests already built is reused here.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import websocket
+
+from tests.builds.test_streams import parse_sse
+from tests.engine.conftest import SSH_RECIPE
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+class WorkerProcess:
+    """`python worker.py` in its own session, configured like production through the environment."""
+
+    def __init__(self, app, engine_data_dir: Path, log_path: Path, name: str):
+        env = dict(os.environ)
+        env.update({
+            "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+            "REDIS_URL": app.config["REDIS_URL"],
+            "KILN_DATA_DIR": str(engine_data_dir),
+            "KILN_ARTIFACTS_DIR": app.config["KILN_ARTIFACTS_DIR"],
+            "KILN_INSTANCE_PATH": str(log_path.parent / f"instance-{name}"),
+            "SECRET_KEY": app.config["SECRET_KEY"],
+            "KILN_WORKER_NAME": name,
+            # Short heartbeat so a killed worker is noticed in seconds, not a minute.
+            "KILN_BUILD_HEARTBEAT_INTERVAL": "1",
+            "KILN_BUILD_HEARTBEAT_TTL": "6",
+            "KILN_BUILD_REAPER_INTERVAL": "2",
+            # CI machines are small and shared: give a TCG boot room before calling it a failure.
+            "KILN_TEST_BOOT_TIMEOUT": "600",
+        })
+        self.log_path = log_path
+        self.log = log_path.open("ab")
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env=env,
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def kill(self, sig=signal.SIGKILL) -> None:
+        """Signal the worker and every descendant: RQ's work horse and the engine's commands run in
+        sessions of their own, and a machine or container dying takes all of them."""
+        for pid in [self.proc.pid] + _descendants(self.proc.pid):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.kill(signal.SIGTERM)
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def engine_data_dir(data_dir) -> Path:
+    """The workers' KILN_DATA_DIR: the session's data dir (KILN_TEST_DATA_DIR keeps caches across sessions,
+    as for the engine suite)."""
+    configured = os.environ.get("KILN_TEST_DATA_DIR")
+    if configured:
+        Path(configured).mkdir(parents=True, exist_ok=True)
+        return Path(configured).resolve()
+    return Path(data_dir)
+
+
+@pytest.fixture
+def start_worker(app, engine_data_dir, tmp_path):
+    workers = []
+
+    def start(name: str) -> WorkerProcess:
+        worker = WorkerProcess(app, engine_data_dir, tmp_path / f"{name}.log", name)
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+    _kill_processes_under(engine_data_dir / "tmp")
+    _unmount_under(engine_data_dir / "tmp")
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _procs_under(path: Path) -> list[tuple[int, str]]:
+    """Processes whose command line, working directory or chroot is inside `path`."""
+    found = []
+    needle = str(path)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            where = [os.readlink(entry / "cwd"), os.readlink(entry / "root")]
+        except OSError:
+            continue
+        if needle in cmdline or any(w.startswith(needle) for w in where):
+            found.append((int(entry.name), cmdline.strip()[:200]))
+    return found
+
+
+def _kill_processes_under(path: Path) -> None:
+    for pid, _ in _procs_under(path):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _unmount_under(path: Path) -> None:
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for mount in sorted((m for m in mounts if m.startswith(str(path))), key=len, reverse=True):
+        subprocess.run(["umount", "-l", mount], capture_output=True)
+
+
+def wait_for(fn, timeout: float, what: str, interval: float = 1.0):
+    # API polls stay well under the default 100 requests/minute per user.
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class Api:
+    def __init__(self, client, headers):
+        self.client, self.headers = client, headers
+
+    def get(self, url, **kw):
+        resp = self.client.get(url, headers={**self.headers, **kw.pop("headers", {})}, **kw)
+        assert resp.status_code < 400, (url, resp.status_code, resp.get_data(as_text=True)[:300])
+        return resp
+
+    def post(self, url, **kw):
+        resp = self.client.post(url, headers=self.headers, **kw)
+        assert resp.status_code < 400, (url, resp.status_code, resp.get_data(as_text=True)[:300])
+        return resp.json
+
+    def status(self, build_id) -> dict:
+        return self.get(f"/api/builds/{build_id}/status").json
+
+
+class StatusRecorder(threading.Thread):
+    """Watches the build row (the source of truth) and keeps the sequence of distinct statuses it saw.
+    It reads the database, not /status, so its polling does not eat the caller's API rate limit."""
+
+    def __init__(self, app, build_id):
+        super().__init__(daemon=True)
+        self.app, self.build_id = app, build_id
+        self.seen: list[str] = []
+
+    def run(self):
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.app.config["SQLALCHEMY_DATABASE_URI"])
+        try:
+            while True:
+                with engine.connect() as conn:
+                    status = conn.execute(text("SELECT status FROM builds WHERE id = :id"),
+                                          {"id": self._key(engine)}).scalar()
+                if status and (not self.seen or self.seen[-1] != status):
+                    self.seen.append(status)
+                if status in ("succeeded", "failed", "cancelled"):
+                    return
+                time.sleep(0.05)
+        finally:
+            engine.dispose()
+
+    def _key(self, engine):
+        # SQLAlchemy's Uuid type stores 32 hex chars on SQLite and a native uuid on PostgreSQL.
+        import uuid
+
+        value = uuid.UUID(str(self.build_id))
+        return value.hex if engine.dialect.name == "sqlite" else value
+
+
+def _ws_read(url, want: int | None = None) -> tuple[list[dict], dict | None]:
+    ws = websocket.create_connection(url, timeout=900)
+    lines, done = [], None
+    try:
+        while want is None or len(lines) < want:
+            msg = json.loads(ws.recv())
+            if msg.get("type") == "done":
+                done = msg
+                break
+            lines.append(msg)
+    finally:
+        ws.close()
+    return lines, done
+
+
+@pytest.mark.timeout(1500)
+def test_worker_builds_boot_tests_and_streams_an_iso(client, factory, live_server_url, start_worker, app):
+    owner = factory.user(email="e2e@example.com")
+    api = Api(client, factory.headers(owner))
+    created = api.post("/api/builds", json={"recipe": SSH_RECIPE, "start": False})
+    build_id = created["id"]
+    observed = [created["status"]]
+    observed.append(api.post(f"/api/builds/{build_id}/start")["status"])
+    recorder = StatusRecorder(app, build_id)
+    recorder.start()
+
+    token = factory.token(owner)
+    ws_url = live_server_url.replace("http://", "ws://") + f"/api/builds/{build_id}/logs/stream?token={token}"
+    sse_events: list[dict] = []
+
+    def read_sse():
+        req = urllib.request.Request(f"{live_server_url}/api/streams/builds/{build_id}?token={token}")
+        with urllib.request.urlopen(req, timeout=1200) as resp:
+            sse_events.extend(parse_sse(resp.read().decode()))
+
+    sse = threading.Thread(target=read_sse, daemon=True)
+    sse.start()
+    start_worker("e2e-worker-1")
+
+    first, _ = _ws_read(ws_url, want=5)  # connect, read some, go away
+    cursor = first[-1]["seq"]
+    rest, done = _ws_read(ws_url + f"&after={cursor}")  # reconnect with the cursor until the end
+    recorder.join(60)
+    sse.join(120)
+
+    build = api.get(f"/api/builds/{build_id}").json
+    assert build["status"] == "succeeded", {k: build[k] for k in ("failureReason", "failureCode", "attempts")}
+    assert done == {"type": "done", "buildId": build_id, "status": "succeeded"}
+    observed += [s for s in recorder.seen if s != observed[-1]]
+    assert observed == ["pending", "queued", "building", "testing", "succeeded"], observed
+    assert build["workerName"] == "e2e-worker-1" and build["attempt"] == 1
+    assert [s["status"] for s in build["stages"]][-1] == "succeeded"
+
+    # Every line exactly once across the reconnect, and the same lines as the archived log.
+    log_artifact = next(a for a in build["artifacts"] if a["kind"] == "log")
+    archived_raw = api.get(log_artifact["downloadUrl"]).data
+    assert hashlib.sha256(archived_raw).hexdigest() == log_artifact["sha256"]
+    archived = [json.loads(line) for line in archived_raw.decode().splitlines()]
+    ws_lines = first + rest
+    assert [m["seq"] for m in ws_lines] == [a["seq"] for a in archived]
+    assert [m["message"] for m in ws_lines] == [a["message"] for a in archived]
+    assert len(archived) > 10 and archived[0]["seq"] == 1
+    sse_logs = [json.loads(e["data"]) for e in sse_events if e["event"] == "log"]
+    assert [line["seq"] for line in sse_logs] == [a["seq"] for a in archived]
+    assert sse_events[-1]["event"] == "done"
+    sse_statuses = [json.loads(e["data"])["status"] for e in sse_events if e["event"] == "status"]
+    assert sse_statuses[-1] == "succeeded"
+
+    # The image: the download's sha256 is the artifact record's, and the tests ran and passed.
+    iso = next(a for a in build["artifacts"] if a["kind"] == "iso")
+    download = api.get(f"/api/builds/{build_id}/download")
+    assert hashlib.sha256(download.data).hexdigest() == iso["sha256"] == download.headers["X-Checksum-SHA256"]
+    assert int(download.headers["Content-Length"]) == iso["size"]
+    tests = api.get(f"/api/builds/{build_id}/tests").json
+    assert tests["status"] == "passed" and tests["tests"], tests
+    assert all(t["status"] in ("passed", "skipped") for t in tests["tests"])
+
+    # Custom assertions on the finished image run on the worker: one holds, one does not.
+    queued = api.post(f"/api/builds/{build_id}/tests", json={"assertions": [
+        {"type": "file_contains", "params": {"path": "/etc/motd", "text": "built by kiln"}},
+        {"type": "package_installed", "params": {"package": "nginx"}}]})
+    assert queued["status"] == "queued"
+    custom = wait_for(lambda: (lambda t: t if t["status"] in ("passed", "failed") else None)(
+        api.get(f"/api/builds/{build_id}/tests").json), 600, "the custom test run", interval=2)
+    assert custom["testRunId"] == queued["testRunId"] and custom["kind"] == "custom" and custom["status"] == "failed"
+    results = [a["result"] for t in custom["tests"] for a in t["assertions"]]
+    assert results == ["passed", "failed"], custom
+    assert api.get(f"/api/builds/{build_id}").json["status"] == "succeeded"  # a test run never changes the build
+
+
+@pytest.mark.timeout(1500)
+def test_sigkill_worker_is_lost_and_retried_then_cancel_leaves_no_process(client, factory, start_worker,
+                                                                        engine_data_dir, app):
+    """A worker killed mid-build: worker_lost, attempt 2 on the next worker; then a cancel mid-build."""
+    owner = factory.user(email="kill@example.com")
+    api = Api(client, factory.headers(owner))
+    # A recipe nobody built before (no cached result), so the build really runs for a while.
+    recipe = {**SSH_RECIPE, "hostname": f"kill-{os.getpid()}-{int(time.time())}"}
+    build_id = api.post("/api/builds", json={"recipe": recipe})["id"]
+    first = start_worker("doomed-worker")
+    wait_for(lambda: api.status(build_id)["status"] == "building"
+             and api.get(f"/api/builds/{build_id}/logs").json["nextAfter"] > 3, 300, "the build to run", interval=2)
+    first.kill(signal.SIGKILL)
+    # A killed machine takes the engine's children with it; so do we, then let the system notice.
+    _kill_processes_under(engine_data_dir / "tmp")
+    _unmount_under(engine_data_dir / "tmp")
+    killed_at = time.monotonic()
+    lost = wait_for(lambda: (lambda b: b if b["attempt"] == 2 else None)(api.get(f"/api/builds/{build_id}").json),
+                    300, "worker_lost to be detected")
+    assert time.monotonic() - killed_at < 300
+    assert lost["status"] == "queued" and lost["failureCode"] == "worker_lost", (
+        lost["attempts"][0]["failureReason"], [line["message"] for line in api.get(f"/api/builds/{build_id}/logs").json["lines"]][-30:])
+    assert lost["attempts"][0]["failureCode"] == "worker_lost" and lost["attempts"][0]["worker"] == "doomed-worker"
+    assert lost["attempts"][0]["failureClass"] == "infrastructure"
+
+    start_worker("rescue-worker")
+    # Mid-build: while the engine runs its commands, or while the test VM boots.
+    wait_for(lambda: (lambda s: s["status"] in ("building", "testing")
+                      and s["stage"] in ("bootstrap", "configure", "package", "test"))(api.status(build_id)),
+             600, "attempt 2 to be running")
+    running = api.get(f"/api/builds/{build_id}").json
+    assert running["workerName"] == "rescue-worker" and running["attempt"] == 2
+    cancelled_at = time.monotonic()
+    assert api.post(f"/api/builds/{build_id}/cancel")["status"] == "cancelled"
+    # The worker stops the engine; nothing of the build may keep running.
+    build_files = Path(app.config["KILN_ARTIFACTS_DIR"])
+    wait_for(lambda: not _procs_under(engine_data_dir / "tmp") and not _procs_under(build_files)
+             and not app.extensions["redis"].exists(f"kiln:build:{build_id}:heartbeat"), 15,
+             "the build's processes to end", interval=0.2)
+    assert time.monotonic() - cancelled_at < 15 + 1
+    final = api.get(f"/api/builds/{build_id}").json
+    assert final["status"] == "cancelled" and final["cancelRequestedAt"]
+    logs = api.get(f"/api/builds/{build_id}/logs?limit=10000").json["lines"]
+    assert any("cancel" in line["message"] for line in logs)
+
+
+@pytest.mark.timeout(600)
+def test_user_error_fails_at_once_without_retry(client, factory, start_worker, app):
+    owner = factory.user(email="typo@example.com")
+    api = Api(client, factory.headers(owner))
+    recipe = {**SSH_RECIPE, "packages": ["openssh-server", "nginxx"]}
+    build_id = api.post("/api/builds", json={"recipe": recipe})["id"]
+    start_worker("typo-worker")
+    final = wait_for(lambda: (lambda b: b if b["status"] in ("failed", "succeeded") else None)(
+        api.get(f"/api/builds/{build_id}").json), 300, "the build to fail")
+    assert final["status"] == "failed" and final["failureClass"] == "user_error", final
+    assert final["attempt"] == 1 and len(final["attempts"]) == 1 and final["failureStage"] == "resolve"
+    assert "nginxx" in final["failureReason"]
+    stages = {s["name"]: s["status"] for s in final["stages"]}
+    assert stages["resolve"] == "failed" and stages["package"] == "pending"
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import OutboxEvent
+
+    with app.app_context():
+        events = db.session.scalars(select(OutboxEvent.type).where(OutboxEvent.entity_id == build_id)
+                                    .order_by(OutboxEvent.created_at)).all()
+    assert events == ["build.started", "build.failed"]

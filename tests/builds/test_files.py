@@ -1,0 +1,96 @@
+"""Logs (JSON, text, ?after, archive fallback), artifacts and downloads (Range, 416, checksum headers)."""
+from __future__ import annotations
+
+import base64
+import hashlib
+
+IMAGE = bytes(range(256)) * 40  # 10240 bytes, every offset distinguishable
+
+
+def _append(app, build_id, n, stage="resolve"):
+    from app.services import buildlogs
+
+    with app.app_context():
+        return [buildlogs.append(build_id, stage, "info", f"line {i}") for i in range(1, n + 1)]
+
+
+def test_logs_json_after_cursor_and_text(client, auth_headers, builds, org_id, app):
+    build_id = builds.create(org_id, status="building")
+    assert _append(app, build_id, 5) == [1, 2, 3, 4, 5]
+    body = client.get(f"/api/builds/{build_id}/logs", headers=auth_headers).json
+    assert [line["seq"] for line in body["lines"]] == [1, 2, 3, 4, 5] and body["nextAfter"] == 5
+    first = body["lines"][0]
+    assert set(first) == {"seq", "timestamp", "level", "stage", "message"}
+    assert first["stage"] == "resolve" and first["level"] == "info" and first["timestamp"].endswith("Z")
+    after = client.get(f"/api/builds/{build_id}/logs?after=3", headers=auth_headers).json
+    assert [line["message"] for line in after["lines"]] == ["line 4", "line 5"]
+    limited = client.get(f"/api/builds/{build_id}/logs?after=1&limit=2", headers=auth_headers).json
+    assert [line["seq"] for line in limited["lines"]] == [2, 3] and limited["nextAfter"] == 3
+    text = client.get(f"/api/builds/{build_id}/logs?after=4", headers={**auth_headers, "Accept": "text/plain"})
+    assert text.mimetype == "text/plain" and text.get_data(as_text=True).strip().endswith("line 5")
+    assert "line 4" not in text.get_data(as_text=True)
+    assert client.get(f"/api/builds/{build_id}/logs?format=text", headers=auth_headers).mimetype == "text/plain"
+    bad = client.get(f"/api/builds/{build_id}/logs?after=-1", headers=auth_headers)
+    assert bad.status_code == 400 and "after" in bad.json["error"]["details"]
+
+
+def test_archived_log_serves_after_redis_lets_go(client, auth_headers, builds, org_id, app):
+    build_id = builds.create(org_id, status="building")
+    _append(app, build_id, 4)
+    from app.extensions import db, redis
+    from app.models import Build
+    from app.services import buildlogs, buildrun
+
+    with app.app_context():
+        build = db.session.get(Build, build_id)
+        buildrun.fail_attempt(build, "bad package", failure_class="user_error", code="user_error")
+        build = db.session.get(Build, build_id)
+        assert build.status == "failed" and build.failure_class == "user_error"
+        log_artifact = next(a for a in build.artifacts if a.kind == "log")
+        path = buildlogs.archive_path(build)
+        assert log_artifact.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+        redis.client.delete(buildlogs.stream_key(build_id))
+    body = client.get(f"/api/builds/{build_id}/logs?after=2", headers=auth_headers).json
+    assert [line["message"] for line in body["lines"]] == ["line 3", "line 4"]
+    arts = client.get(f"/api/builds/{build_id}/artifacts", headers=auth_headers).json["artifacts"]
+    assert [a["kind"] for a in arts] == ["log"] and arts[0]["filename"] == "build.log"
+
+
+def test_artifacts_and_download_headers(client, auth_headers, builds, org_id):
+    build_id = builds.create(org_id, status="succeeded", image=IMAGE)
+    arts = client.get(f"/api/builds/{build_id}/artifacts", headers=auth_headers).json["artifacts"]
+    assert len(arts) == 1
+    art = arts[0]
+    sha = hashlib.sha256(IMAGE).hexdigest()
+    assert art["kind"] == "iso" and art["size"] == len(IMAGE) and art["sha256"] == sha
+    assert art["downloadUrl"] == f"/api/builds/{build_id}/artifacts/{art['id']}/download"
+    resp = client.get(f"/api/builds/{build_id}/download", headers=auth_headers)
+    assert resp.status_code == 200 and resp.data == IMAGE
+    assert resp.headers["Content-Length"] == str(len(IMAGE))
+    assert resp.headers["Content-Disposition"].startswith("attachment") and "web.iso" in resp.headers["Content-Disposition"]
+    assert resp.headers["X-Checksum-SHA256"] == sha
+    assert resp.headers["Digest"] == "sha-256=" + base64.b64encode(hashlib.sha256(IMAGE).digest()).decode()
+    assert resp.headers["Accept-Ranges"] == "bytes"
+    same = client.get(art["downloadUrl"], headers=auth_headers)
+    assert same.status_code == 200 and same.data == IMAGE
+
+
+def test_download_ranges(client, auth_headers, builds, org_id):
+    build_id = builds.create(org_id, status="succeeded", image=IMAGE)
+    url = f"/api/builds/{build_id}/download"
+    part = client.get(url, headers={**auth_headers, "Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.data == IMAGE[100:200]
+    assert part.headers["Content-Range"] == f"bytes 100-199/{len(IMAGE)}" and part.headers["Content-Length"] == "100"
+    suffix = client.get(url, headers={**auth_headers, "Range": "bytes=-16"})
+    assert suffix.status_code == 206 and suffix.data == IMAGE[-16:]
+    open_ended = client.get(url, headers={**auth_headers, "Range": f"bytes={len(IMAGE) - 10}-"})
+    assert open_ended.status_code == 206 and open_ended.data == IMAGE[-10:]
+    bad = client.get(url, headers={**auth_headers, "Range": f"bytes={len(IMAGE) + 5}-{len(IMAGE) + 10}"})
+    assert bad.status_code == 416 and bad.headers["Content-Range"] == f"bytes */{len(IMAGE)}"
+    assert bad.json["error"]["code"] == "RANGE_NOT_SATISFIABLE"
+
+
+def test_download_without_image_is_not_found(client, auth_headers, builds, org_id):
+    build_id = builds.create(org_id, status="queued")
+    resp = client.get(f"/api/builds/{build_id}/download", headers=auth_headers)
+    assert resp.status_code == 404 and "yet" in resp.json["error"]["message"]

@@ -1,0 +1,271 @@
+"""Lifecycle rules in one place, outbox events with the state change, the reaper, test-run requests."""
+from __future__ import annotations
+
+
+
+import pytest
+
+from app.models.builds import BUILD_STATUSES, TRANSITIONS
+
+
+def _load(app, build_id):
+    from app.extensions import db
+    from app.models import Build
+
+    return db.session.get(Build, build_id)
+
+
+def _events(app, build_id):
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import OutboxEvent
+
+    return [e.type for e in db.session.scalars(select(OutboxEvent).where(OutboxEvent.entity_id == str(build_id))
+                                               .order_by(OutboxEvent.created_at))]
+
+
+def test_transition_table_is_enforced(app, builds, org_id):
+    from app.services.builds import transition
+    from app.services.errors import Conflict
+
+    for source in BUILD_STATUSES:
+        for target in BUILD_STATUSES:
+            build_id = builds.create(org_id, status=source)
+            with app.app_context():
+                build = _load(app, build_id)
+                if target in TRANSITIONS[source]:
+                    transition(build, target)
+                    assert _load(app, build_id).status == target
+                else:
+                    with pytest.raises(Conflict):
+                        transition(build, target)
+                    assert _load(app, build_id).status == source, (source, target)
+
+
+def test_terminal_states_are_final_even_for_stale_objects(app, builds, org_id):
+    """A worker holding an old copy of the row cannot overwrite a cancel (conditional UPDATE)."""
+    from sqlalchemy import update
+
+    from app.extensions import db
+    from app.models import Build
+    from app.services.builds import transition
+    from app.services.errors import Conflict
+
+    build_id = builds.create(org_id, status="building")
+    with app.app_context():
+        build = _load(app, build_id)
+        assert build.status == "building"
+        with db.engine.begin() as other:  # another process (the API) cancels meanwhile
+            other.execute(update(Build).where(Build.id == build_id).values(status="cancelled"))
+        with pytest.raises(Conflict):
+            transition(build, "succeeded")
+        assert _load(app, build_id).status == "cancelled"
+
+
+def test_outbox_events_written_with_state_changes(app, builds, org_id):
+    from app.extensions import db
+    from app.services import buildrun
+
+    build_id = builds.create(org_id, status="queued")
+    with app.app_context():
+        build = _load(app, build_id)
+        assert buildrun.begin_attempt(build, "worker-1")
+        assert _events(app, build_id) == ["build.started"]
+        assert buildrun.succeed(build)
+        assert _events(app, build_id) == ["build.started", "build.completed"]
+    failed = builds.create(org_id, status="building")
+    with app.app_context():
+        buildrun.fail_attempt(_load(app, failed), "unknown package foo", failure_class="user_error", code="user_error")
+        assert _events(app, failed) == ["build.failed"]
+        assert _load(app, failed).attempt == 1  # user errors are not retried
+        db.session.rollback()
+
+
+def test_cancel_writes_event_and_audit(client, auth_headers, builds, org_id, app):
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import AuditRecord
+
+    build_id = builds.create(org_id, status="building")
+    assert client.post(f"/api/builds/{build_id}/cancel", headers=auth_headers).status_code == 200
+    with app.app_context():
+        assert _events(app, build_id) == ["build.cancelled"]
+        actions = db.session.scalars(select(AuditRecord.action).where(AuditRecord.entity_id == str(build_id))).all()
+        assert "build.cancelled" in actions
+
+
+def test_infrastructure_failures_retry_twice_then_fail(app, builds, org_id):
+    from app.services import buildrun
+    from app.tasks import queue
+
+    build_id = builds.create(org_id, status="building")
+    with app.app_context():
+        for attempt in (1, 2):
+            build = _load(app, build_id)
+            assert buildrun.fail_attempt(build, "mirror unreachable", failure_class="infrastructure",
+                                         code="build_error", retryable=True) == "retried"
+            build = _load(app, build_id)
+            assert build.status == "queued" and build.attempt == attempt + 1
+            assert queue.get_queue("builds").get_job_ids()[-1] == queue.build_job_id(build_id, attempt + 1)
+            assert buildrun.begin_attempt(build, "worker-2")
+        build = _load(app, build_id)
+        assert buildrun.fail_attempt(build, "mirror unreachable", failure_class="infrastructure",
+                                     code="build_error", retryable=True) == "failed"
+        build = _load(app, build_id)
+        assert build.status == "failed" and build.attempt == 3
+        assert [a["attempt"] for a in build.attempts] == [1, 2, 3]
+        assert build.failure_class == "infrastructure"
+
+
+def test_reaper_marks_silent_builds_worker_lost_and_retries(app, builds, org_id, client, auth_headers):
+    from app.extensions import redis
+    from app.services import buildrun
+
+    lost = builds.create(org_id, status="building", started_ago=600, worker_name="dead-worker")
+    alive = builds.create(org_id, status="building", started_ago=600, worker_name="live-worker")
+    fresh = builds.create(org_id, status="building", started_ago=1, worker_name="new-worker")
+    with app.app_context():
+        redis.client.set(f"kiln:build:{alive}:heartbeat", "live-worker", ex=60)
+        outcomes = dict(buildrun.reap_lost_builds())
+    assert outcomes == {str(lost): "retried"}
+    body = client.get(f"/api/builds/{lost}", headers=auth_headers).json
+    assert body["status"] == "queued" and body["attempt"] == 2
+    assert body["attempts"][0]["failureCode"] == "worker_lost" and body["attempts"][0]["worker"] == "dead-worker"
+    assert body["failureCode"] == "worker_lost"
+    assert client.get(f"/api/builds/{alive}", headers=auth_headers).json["status"] == "building"
+    assert client.get(f"/api/builds/{fresh}", headers=auth_headers).json["status"] == "building"
+
+
+def test_api_reads_reap_too(app, builds, org_id, client, auth_headers):
+    lost = builds.create(org_id, status="testing", started_ago=600, attempt=3)
+    body = client.get(f"/api/builds/{lost}/status", headers=auth_headers).json
+    assert body["status"] == "failed"
+    detail = client.get(f"/api/builds/{lost}", headers=auth_headers).json
+    assert detail["failureCode"] == "worker_lost" and detail["failureClass"] == "infrastructure"
+
+
+def test_job_for_finished_or_stale_build_does_nothing(app, builds, org_id):
+    from app.tasks.builds import run_build
+
+    done = builds.create(org_id, status="succeeded")
+    queued = builds.create(org_id, status="queued", attempt=2)
+    with app.app_context():
+        assert run_build(str(done), 1) == "skipped"
+        assert run_build(str(queued), 1) == "skipped"  # attempt 1's job arriving late
+        assert _load(app, queued).status == "queued"
+
+
+def test_tests_endpoint_get_and_post(client, auth_headers, builds, org_id, app):
+    build_id = builds.create(org_id, status="succeeded", image=b"iso")
+    empty = client.get(f"/api/builds/{build_id}/tests", headers=auth_headers).json
+    assert empty["status"] == "pending" and empty["tests"] == []
+    bad = client.post(f"/api/builds/{build_id}/tests", headers=auth_headers,
+                      json={"assertions": [{"type": "port_open", "params": {"port": 22}},
+                                           {"type": "teleport", "params": {}},
+                                           {"type": "port_open", "params": {"port": "x"}}]})
+    assert bad.status_code == 400
+    assert set(bad.json["error"]["details"]) == {"assertions[1]", "assertions[2]"}
+    missing = client.post(f"/api/builds/{build_id}/tests", headers=auth_headers, json={})
+    assert missing.status_code == 400 and "assertions" in missing.json["error"]["details"]
+    ok = client.post(f"/api/builds/{build_id}/tests", headers=auth_headers,
+                     json={"assertions": [{"type": "port_open", "params": {"port": 22}}]})
+    assert ok.status_code == 202 and ok.json["status"] == "queued"
+    from app.tasks import queue
+
+    with app.app_context():
+        assert queue.get_queue("tests").get_job_ids() == [f"tests-{ok.json['testRunId']}"]
+    pending = client.get(f"/api/builds/{build_id}/tests", headers=auth_headers).json
+    assert pending["status"] == "pending" and pending["testRunId"] == ok.json["testRunId"]
+    # Not finished, or not bootable: 409.
+    running = builds.create(org_id, status="building")
+    assert client.post(f"/api/builds/{running}/tests", headers=auth_headers,
+                       json={"assertions": [{"type": "boots", "params": {}}]}).status_code == 409
+    rootfs = builds.create(org_id, status="succeeded", formats=["rootfs"], image=b"tar")
+    assert client.post(f"/api/builds/{rootfs}/tests", headers=auth_headers,
+                       json={"assertions": [{"type": "boots", "params": {}}]}).status_code == 409
+
+
+def test_test_results_shape(client, auth_headers, builds, org_id, app):
+    from app.extensions import db
+    from app.models import TestCase, TestRun
+
+    build_id = builds.create(org_id, status="succeeded", image=b"iso")
+    with app.app_context():
+        run = TestRun(build_id=build_id, status="failed", kind="default")
+        db.session.add(run)
+        db.session.flush()
+        db.session.add(TestCase(test_run_id=run.id, position=0, description="SSH answers", status="failed",
+                                duration=1.5, assertions=[{"type": "port_open", "params": {"port": 22},
+                                                           "result": "failed", "message": "closed"}]))
+        db.session.commit()
+    body = client.get(f"/api/builds/{build_id}/tests", headers=auth_headers).json
+    assert body["status"] == "failed"
+    assert body["tests"] == [{"description": "SSH answers", "status": "failed", "duration": 1.5,
+                              "assertions": [{"type": "port_open", "params": {"port": 22}, "result": "failed",
+                                              "message": "closed"}]}]
+
+
+
+
+def test_failure_callback_never_overwrites_finished_or_newer_attempts(app, builds, org_id):
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    from app.extensions import redis
+    from app.tasks.builds import build_job_failed
+
+    done = builds.create(org_id, status="succeeded")
+    moved_on = builds.create(org_id, status="building", attempt=2)
+    current = builds.create(org_id, status="building", attempt=2)
+    with app.app_context():
+        def job(build_id, attempt):
+            return Job.create("app.tasks.builds.run_build", args=[str(build_id), attempt], connection=redis.client,
+                              serializer=JSONSerializer)
+
+        err = RuntimeError("horse died")
+        build_job_failed(job(done, 1), redis.client, RuntimeError, err, None)
+        build_job_failed(job(moved_on, 1), redis.client, RuntimeError, err, None)
+        build_job_failed(job(current, 2), redis.client, RuntimeError, err, None)
+        assert _load(app, done).status == "succeeded"
+        assert _load(app, moved_on).status == "building" and _load(app, moved_on).attempt == 2
+        now = _load(app, current)
+        assert now.status == "queued" and now.attempt == 3 and now.attempts[-1]["failureCode"] == "job_failed"
+
+
+def test_numbers_stay_unique_under_concurrent_creates(app, user, org_id):
+    """Several requests creating builds at once in one org: every number once, no gaps."""
+    import threading
+
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Build, Organization, User
+    from app.services import builds as service
+    from app.services.audit import Actor
+    from tests.builds.conftest import RECIPE
+
+    errors = []
+
+    def create(n):
+        try:
+            with app.app_context():
+                person = db.session.get(User, user.id)
+                org = db.session.get(Organization, org_id)
+                for _ in range(n):
+                    service.create_build(Actor(user=person), org, "owner", recipe=RECIPE, start=False)
+                    db.session.commit()
+                db.session.remove()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create, args=(3,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    with app.app_context():
+        numbers = sorted(db.session.scalars(select(Build.number).where(Build.org_id == org_id)))
+    assert numbers == list(range(1, 13))

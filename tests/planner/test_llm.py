@@ -1,0 +1,187 @@
+"""The optional LLM planner against a real local HTTP server speaking the chat-completions protocol.
+
+The server is a fake of an EXTERNAL service (an OpenAI-compatible endpoint); our own code runs for real.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from app.engine.recipe import DEFAULT_RECIPE
+from app.services.planner import OPERATION_TOOLS, BuiltinPlanner, get_planner
+
+
+class FakeLLM:
+    """Answers POST /v1/chat/completions with queued (status, body) replies and records each request."""
+
+    def __init__(self):
+        self.replies: list[tuple[int, bytes]] = []
+        self.requests: list[dict] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                fake.requests.append({"path": self.path, "headers": dict(self.headers), "json": json.loads(body)})
+                status, payload = fake.replies.pop(0) if fake.replies else (500, b"no reply queued")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def reply_tools(self, *calls: tuple[str, dict | str], content: str | None = None) -> None:
+        tool_calls = [{"id": f"call_{i}", "type": "function",
+                       "function": {"name": name, "arguments": args if isinstance(args, str) else json.dumps(args)}}
+                      for i, (name, args) in enumerate(calls)]
+        message = {"role": "assistant", "content": content, "tool_calls": tool_calls}
+        self.replies.append((200, json.dumps({"id": "x", "object": "chat.completion", "choices": [
+            {"index": 0, "message": message, "finish_reason": "tool_calls"}]}).encode()))
+
+    def reply_text(self, text: str) -> None:
+        self.replies.append((200, json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                                           "finish_reason": "stop"}]}).encode()))
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def llm():
+    fake = FakeLLM()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def planner(llm, index_for):
+    return get_planner({"KILN_LLM_URL": llm.url, "KILN_LLM_MODEL": "tiny-test", "KILN_LLM_API_KEY": "sk-test",
+                        "KILN_LLM_TIMEOUT": "5"}, index_for=index_for)
+
+
+def test_without_settings_the_builtin_planner_is_used(index_for):
+    assert isinstance(get_planner({}, index_for=index_for), BuiltinPlanner)
+    assert isinstance(get_planner({"KILN_LLM_URL": "http://127.0.0.1:9/v1"}, index_for=index_for), BuiltinPlanner)
+
+
+def test_tool_calls_are_applied(planner, llm):
+    llm.reply_tools(("add_packages", {"packages": ["nginx", "openssh-server"]}),
+                    ("open_ports", {"ports": ["80/tcp", 443]}),
+                    ("set", {"field": "hostname", "value": "web01"}),
+                    content="Done: nginx with SSH, ports open.")
+    history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    result = planner.plan("a web server with ssh, ports 80 and 443, hostname web01", DEFAULT_RECIPE, history)
+    assert result.changed
+    assert {"nginx", "openssh-server"} <= set(result.recipe["packages"])
+    assert {"80/tcp", "443/tcp", "22/tcp"} <= set(result.recipe["firewall"]["allow"])
+    assert result.recipe["hostname"] == "web01"
+    assert result.operations[0] == {"op": "add_packages", "packages": ["nginx", "openssh-server"]}
+    assert result.reply.startswith("Done: nginx with SSH")
+    assert "Added nginx" in result.reply  # the exact changes are stated too
+
+    sent = llm.requests[0]
+    assert sent["path"] == "/v1/chat/completions"
+    assert sent["headers"]["Authorization"] == "Bearer sk-test"
+    assert sent["json"]["model"] == "tiny-test"
+    assert sent["json"]["tools"] == OPERATION_TOOLS
+    messages = sent["json"]["messages"]
+    assert messages[0]["role"] == "system" and "release: trixie" in messages[0]["content"]
+    assert [m["content"] for m in messages[1:]] == ["hi", "hello", "a web server with ssh, ports 80 and 443, hostname web01"]
+
+
+def test_passwords_from_the_model_are_hashed_before_they_are_recorded(planner, llm):
+    llm.reply_tools(("add_user", {"name": "ann", "groups": ["sudo"], "password": "hunter2"}))
+    result = planner.plan("user ann with sudo, password hunter2", DEFAULT_RECIPE, [])
+    assert result.recipe["users"][0]["passwordHash"].startswith("$6$")
+    assert "hunter2" not in str(result.operations) and "hunter2" not in str(result.recipe)
+
+
+def test_text_answer_changes_nothing(planner, llm):
+    llm.reply_text("It has no packages yet.")
+    result = planner.plan("what packages are in it?", DEFAULT_RECIPE, [])
+    assert not result.changed and result.operations == []
+    assert result.reply == "It has no packages yet."
+
+
+@pytest.mark.parametrize("reply", [
+    (500, b'{"error": "overloaded"}'),
+    (200, b"this is not json"),
+    (200, b'{"choices": []}'),
+    (200, json.dumps({"choices": [{"message": {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "1", "type": "function", "function": {"name": "add_packages", "arguments": "{not json"}}]}}]}).encode()),
+], ids=["http-500", "garbage", "no-choices", "bad-arguments-json"])
+def test_errors_fall_back_to_builtin(planner, llm, caplog, reply):
+    llm.replies.append(reply)
+    with caplog.at_level(logging.WARNING, logger="kiln.planner"):
+        result = planner.plan("add nginx", DEFAULT_RECIPE, [])
+    assert result.recipe["packages"] == ["nginx"]  # the built-in planner did it
+    assert any("falling back to the built-in planner" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("call", [
+    ("install_everything", {"packages": ["nginx"]}),                 # unknown operation
+    ("add_packages", {"packages": "nginx"}),                          # wrong type
+    ("add_packages", {"packages": ["foobarbaz-not-real"]}),           # not in the index
+    ("set", {"field": "release", "value": "bullseye"}),               # invalid value
+    ("add_user", {"name": "Bad Name"}),                               # invalid user
+    ("add_packages", {"packages": ["nginx"], "extra": True}),         # unknown argument
+], ids=["unknown-op", "wrong-type", "unknown-package", "bad-release", "bad-user", "extra-arg"])
+def test_invalid_tool_calls_fall_back(planner, llm, caplog, call):
+    llm.reply_tools(("add_packages", {"packages": ["htop"]}), call)
+    with caplog.at_level(logging.WARNING, logger="kiln.planner"):
+        result = planner.plan("add redis", DEFAULT_RECIPE, [])
+    # Nothing of the model's half-valid answer is applied; the built-in planner's reading is.
+    assert result.recipe["packages"] == ["redis-server"]
+    assert any("falling back" in r.getMessage() for r in caplog.records)
+
+
+def test_connection_refused_falls_back(index_for, caplog):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    planner = get_planner({"KILN_LLM_URL": f"http://127.0.0.1:{port}/v1", "KILN_LLM_MODEL": "m"}, index_for=index_for)
+    with caplog.at_level(logging.WARNING, logger="kiln.planner"):
+        result = planner.plan("switch to bookworm", DEFAULT_RECIPE, [])
+    assert result.recipe["release"] == "bookworm"
+    assert any("falling back" in r.getMessage() for r in caplog.records)
+
+
+def test_timeout_falls_back(index_for, caplog):
+    stall = threading.Event()
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_POST(self):
+            stall.wait(5)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        planner = get_planner({"KILN_LLM_URL": f"http://127.0.0.1:{server.server_address[1]}/v1",
+                               "KILN_LLM_MODEL": "m", "KILN_LLM_TIMEOUT": "0.5"}, index_for=index_for)
+        with caplog.at_level(logging.WARNING, logger="kiln.planner"):
+            result = planner.plan("add git", DEFAULT_RECIPE, [])
+        assert result.recipe["packages"] == ["git"]
+        assert any("falling back" in r.getMessage() for r in caplog.records)
+    finally:
+        stall.set()
+        server.shutdown()
+        server.server_close()

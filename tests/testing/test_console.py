@@ -1,0 +1,69 @@
+"""Console-log parsing on text captured from real boots (colour codes and CRs included)."""
+from app.engine.testing.console import parse_console, tail
+
+ESC = "\x1b"
+OK = f"[{ESC}[0;32m  OK  {ESC}[0m]"
+FAILED = f"[{ESC}[0;1;31mFAILED{ESC}[0m]"
+
+BOOTED = (
+    "[    7.982294] Run /init as init process\r\n"
+    f"{OK} Started {ESC}[0;1;39mssh.service{ESC}[0m - OpenBSD Secure Shell server.\r\r\n"
+    f"{OK} Reached target {ESC}[0;1;39mmulti-user.target{ESC}[0m - Multi-User System.\r\r\n"
+    "\r\nDebian GNU/Linux 13 web01 ttyS0\r\n\r\n"
+    "web01 login: [   94.152799] powernow_k8: Power state transitions not supported\r\n"
+)
+
+
+def test_login_prompt_with_kernel_noise_on_the_same_line_counts_as_booted():
+    state = parse_console(BOOTED)
+    assert state.login and state.multi_user and state.booted
+    assert state.fatal is None and state.failed_units == []
+
+
+def test_multi_user_target_alone_counts_as_booted():
+    state = parse_console(f"{OK} Reached target {ESC}[0;1;39mmulti-user.target{ESC}[0m - Multi-User System.\r\n")
+    assert state.booted and not state.login
+
+
+def test_partial_boot_is_not_booted():
+    state = parse_console(f"{OK} Started {ESC}[0;1;39msystemd-journald.service{ESC}[0m - Journal Service.\r\n"
+                          "         Starting ssh.service - OpenBSD Secure Shell server...\r\n")
+    assert not state.booted and state.fatal is None
+
+
+def test_kernel_panic_is_fatal_with_its_reason():
+    text = ("[    2.1] VFS: Cannot open root device \"sda1\" or unknown-block(0,0): error -6\r\n"
+            "[    2.2] Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)\r\n")
+    state = parse_console(text)
+    assert state.panic == "VFS: Unable to mount root fs on unknown-block(0,0)"
+    assert "kernel panic" in state.fatal and "Unable to mount root fs" in state.fatal
+
+
+def test_emergency_shell_is_fatal():
+    text = ("You are in emergency mode. After logging in, type \"journalctl -xb\" to view\r\n"
+            "system logs, \"systemctl reboot\" to reboot, \"systemctl default\" or \"exit\"\r\n"
+            "Give root password for maintenance\r\n(or press Control-D to continue): ")
+    state = parse_console(text)
+    assert state.emergency == "You are in emergency mode"
+    assert "emergency shell" in state.fatal
+
+
+def test_initramfs_shell_is_fatal():
+    text = "Gave up waiting for root file system device.\r\nDropping to a shell!\r\n(initramfs) "
+    assert parse_console(text).fatal == "dropped to an emergency shell (initramfs shell)"
+
+
+def test_failed_units_are_named_new_and_old_systemd_style():
+    text = (f"{FAILED} Failed to start {ESC}[0;1;39mbroken.service{ESC}[0m - Deliberately broken.\r\n"
+            f"{FAILED} Failed to start Deliberately broken.\r\n"
+            f"{FAILED} Failed to mount {ESC}[0;1;39mdata.mount{ESC}[0m - /data.\r\n"
+            f"{FAILED} Failed to start {ESC}[0;1;39mbroken.service{ESC}[0m - Deliberately broken.\r\n"
+            + BOOTED)
+    state = parse_console(text)
+    assert state.failed_units == ["broken.service", "Deliberately broken", "data.mount"]
+    assert state.booted and state.fatal is None
+
+
+def test_tail_drops_blank_lines_and_colour():
+    assert tail(BOOTED, 2) == ("Debian GNU/Linux 13 web01 ttyS0\n"
+                               "web01 login: [   94.152799] powernow_k8: Power state transitions not supported")

@@ -1,0 +1,85 @@
+"""The QEMU launcher with real QEMU, on images that never reach an OS (fast): ports, timeouts, teardown."""
+import threading
+import time
+
+import pytest
+
+from app.engine.testing import VMError, boot_and_check
+from app.engine.testing.vm import VM, free_ports
+
+
+def test_free_ports_are_distinct_loopback_ports():
+    ports = free_ports(5)
+    assert len(set(ports)) == 5 and all(1024 < p < 65536 for p in ports)
+
+
+@pytest.fixture
+def blank_iso(packed_images):
+    # Boots nowhere: no boot record, so SeaBIOS never hands over and the console stays silent.
+    return packed_images["iso"]
+
+
+def test_two_vms_run_at_once_on_different_ports_and_are_torn_down(blank_iso, tmp_path):
+    with VM(blank_iso, "iso", tmp_path, forward=[("tcp", 22), ("tcp", 80)], accel="tcg") as a, \
+         VM(blank_iso, "iso", tmp_path, forward=[("tcp", 22), ("tcp", 80)], accel="tcg") as b:
+        assert a.running() and b.running()
+        assert set(a.ports.values()).isdisjoint(b.ports.values())
+        assert len({a.host_port(22), a.host_port(80)}) == 2
+        run_dirs = [a.run_dir, b.run_dir]
+        procs = [a.proc, b.proc]
+    for proc in procs:
+        assert proc.poll() is not None, "QEMU was killed"
+    assert not any(d.exists() for d in run_dirs), "sockets and overlays are removed"
+    assert len(list(tmp_path.glob("console-iso-*.log"))) == 2, "console logs are kept"
+
+
+def test_qcow2_boots_from_a_throwaway_overlay(packed_images, tmp_path):
+    image = packed_images["qcow2"]
+    before = image.read_bytes()
+    with VM(image, "qcow2", tmp_path, accel="tcg") as vm:
+        overlay = vm.run_dir / "overlay.qcow2"
+        assert overlay.exists()
+        assert any(f"file={overlay}" in arg for arg in vm.proc.args)
+    assert not overlay.exists()
+    assert image.read_bytes() == before
+
+
+@pytest.fixture
+def tcg(monkeypatch):
+    # Skip the KVM probe: these VMs never run an OS, so the accelerator does not matter.
+    monkeypatch.setenv("KILN_QEMU_ACCEL", "tcg")
+
+
+def test_boot_timeout_is_reported_and_vm_torn_down(blank_iso, tmp_path, tcg):
+    started = time.monotonic()
+    results, console_log, seconds = boot_and_check(
+        blank_iso, "iso", [{"type": "boots", "params": {}},
+                           {"type": "service_running", "params": {"service": "ssh"}}],
+        work_dir=tmp_path, boot_timeout=3)
+    assert time.monotonic() - started < 30
+    assert results[0].result == "failed" and "timed out after 3 s without a login prompt" in results[0].message
+    assert results[1].result == "skipped" and "did not boot" in results[1].message
+    assert seconds is None and console_log and console_log.endswith(".log")
+    assert not list(tmp_path.glob("*/qga.sock"))
+
+
+def test_cancel_stops_the_boot(blank_iso, tmp_path, tcg):
+    cancel = threading.Event()
+    threading.Timer(1.0, cancel.set).start()
+    started = time.monotonic()
+    results, _, _ = boot_and_check(blank_iso, "iso", [{"type": "boots", "params": {}}],
+                                   work_dir=tmp_path, cancel=cancel, boot_timeout=120)
+    assert time.monotonic() - started < 20
+    assert results[0].result == "failed" and "cancelled" in results[0].message
+
+
+def test_bad_images_raise_vm_errors(tmp_path, packed_images):
+    with pytest.raises(VMError, match="does not exist"):
+        VM(tmp_path / "nope.iso", "iso", tmp_path)
+    with pytest.raises(VMError, match="does not boot"):
+        VM(packed_images["rootfs"], "rootfs", tmp_path)
+    junk = tmp_path / "junk.qcow2"
+    junk.write_bytes(b"junk")
+    with pytest.raises(VMError, match="overlay"):
+        with VM(junk, "qcow2", tmp_path, accel="tcg"):
+            pass
