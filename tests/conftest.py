@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +31,13 @@ def database_url(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory):
+    """KILN_DATA_DIR of the session: the engine's caches, package indexes and artifacts.
+    Set KILN_TEST_DATA_DIR to keep the caches across runs (a cold run downloads and bootstraps)."""
+    configured = os.environ.get("KILN_TEST_DATA_DIR")
+    if configured:
+        path = Path(configured).resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
     return tmp_path_factory.mktemp("kiln-data")
 
 
@@ -175,3 +183,5 @@ def pytest_report_header(config):
 
 # Browser fixtures: live_server_url, browser, page (with .console_errors), logged_in_page; helper login(page, email, pw).
 from tests.fixtures.browser import browser, live_server_url, logged_in_page, page  # noqa: E402,F401
+# Real images: engine_data_dir, engine_settings, built_iso, built_artifacts (one build per session).
+from tests.fixtures.images import built_artifacts, built_iso, engine_data_dir, engine_settings  # noqa: E402,F401

@@ -15,7 +15,7 @@ import shlex
 import time
 from pathlib import Path
 
-from .context import BuildContext, BuildError
+from .context import BuildContext
 from .fsutil import remove_tree, tree_size
 
 BASE_REVISION = 3  # bump when the base recipe below changes

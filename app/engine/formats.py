@@ -1,7 +1,6 @@
 """The package stage: one configured tree -> iso / qcow2 / rootfs / oci files."""
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os

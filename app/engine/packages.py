@@ -10,7 +10,6 @@ import difflib
 import hashlib
 import json
 import lzma
-import os
 import threading
 import time
 from pathlib import Path

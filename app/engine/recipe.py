@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 from marshmallow import (
-    EXCLUDE, RAISE, Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema,
+    RAISE, Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema,
 )
 
 RELEASES = ("trixie", "bookworm")

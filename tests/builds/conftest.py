@@ -8,7 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from tests.engine.conftest import SSH_RECIPE
+from tests.builds.workers import WorkerProcess, _kill_processes_under, _unmount_under
+from tests.fixtures.images import SSH_RECIPE
 
 RECIPE = {"name": "web", "release": "trixie", "format": "iso", "packages": ["openssh-server"]}
 
@@ -118,3 +119,21 @@ def _fresh_tenant_per_request(app):
     request_started.connect(_clear, app)
     yield
     request_started.disconnect(_clear, app)
+
+
+@pytest.fixture
+def start_worker(app, engine_data_dir, tmp_path):
+    """start_worker(name) -> a running `python worker.py` on the session's Redis, database and engine caches;
+    every worker started is stopped, and anything left under the engine's tmp dir is killed and unmounted."""
+    workers = []
+
+    def start(name: str) -> WorkerProcess:
+        worker = WorkerProcess(app, engine_data_dir, tmp_path / f"{name}.log", name)
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+    _kill_processes_under(engine_data_dir / "tmp")
+    _unmount_under(engine_data_dir / "tmp")

@@ -9,8 +9,6 @@ import hashlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -20,137 +18,12 @@ import pytest
 import websocket
 
 from tests.builds.test_streams import parse_sse
-from tests.engine.conftest import SSH_RECIPE
+from tests.builds.workers import _kill_processes_under, _procs_under, _unmount_under, wait_for
+from tests.fixtures.images import SSH_RECIPE
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
-
-class WorkerProcess:
-    """`python worker.py` in its own session, configured like production through the environment."""
-
-    def __init__(self, app, engine_data_dir: Path, log_path: Path, name: str):
-        env = dict(os.environ)
-        env.update({
-            "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
-            "REDIS_URL": app.config["REDIS_URL"],
-            "KILN_DATA_DIR": str(engine_data_dir),
-            "KILN_ARTIFACTS_DIR": app.config["KILN_ARTIFACTS_DIR"],
-            "KILN_INSTANCE_PATH": str(log_path.parent / f"instance-{name}"),
-            "SECRET_KEY": app.config["SECRET_KEY"],
-            "KILN_WORKER_NAME": name,
-            # Short heartbeat so a killed worker is noticed in seconds, not a minute.
-            "KILN_BUILD_HEARTBEAT_INTERVAL": "1",
-            "KILN_BUILD_HEARTBEAT_TTL": "6",
-            "KILN_BUILD_REAPER_INTERVAL": "2",
-            # CI machines are small and shared: give a TCG boot room before calling it a failure.
-            "KILN_TEST_BOOT_TIMEOUT": "600",
-        })
-        self.log_path = log_path
-        self.log = log_path.open("ab")
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env=env,
-                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def kill(self, sig=signal.SIGKILL) -> None:
-        """Signal the worker and every descendant: RQ's work horse and the engine's commands run in
-        sessions of their own, and a machine or container dying takes all of them."""
-        for pid in [self.proc.pid] + _descendants(self.proc.pid):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.kill(signal.SIGTERM)
-        self.log.close()
-
-
-@pytest.fixture(scope="session")
-def engine_data_dir(data_dir) -> Path:
-    """The workers' KILN_DATA_DIR: the session's data dir (KILN_TEST_DATA_DIR keeps caches across sessions,
-    as for the engine suite)."""
-    configured = os.environ.get("KILN_TEST_DATA_DIR")
-    if configured:
-        Path(configured).mkdir(parents=True, exist_ok=True)
-        return Path(configured).resolve()
-    return Path(data_dir)
-
-
-@pytest.fixture
-def start_worker(app, engine_data_dir, tmp_path):
-    workers = []
-
-    def start(name: str) -> WorkerProcess:
-        worker = WorkerProcess(app, engine_data_dir, tmp_path / f"{name}.log", name)
-        workers.append(worker)
-        return worker
-
-    yield start
-    for worker in workers:
-        worker.stop()
-    _kill_processes_under(engine_data_dir / "tmp")
-    _unmount_under(engine_data_dir / "tmp")
-
-
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _procs_under(path: Path) -> list[tuple[int, str]]:
-    """Processes whose command line, working directory or chroot is inside `path`."""
-    found = []
-    needle = str(path)
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            where = [os.readlink(entry / "cwd"), os.readlink(entry / "root")]
-        except OSError:
-            continue
-        if needle in cmdline or any(w.startswith(needle) for w in where):
-            found.append((int(entry.name), cmdline.strip()[:200]))
-    return found
-
-
-def _kill_processes_under(path: Path) -> None:
-    for pid, _ in _procs_under(path):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def _unmount_under(path: Path) -> None:
-    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
-    for mount in sorted((m for m in mounts if m.startswith(str(path))), key=len, reverse=True):
-        subprocess.run(["umount", "-l", mount], capture_output=True)
-
-
-def wait_for(fn, timeout: float, what: str, interval: float = 1.0):
-    # API polls stay well under the default 100 requests/minute per user.
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class Api:

@@ -333,7 +333,7 @@ def test_retry_from_the_page_opens_the_new_build(app, logged_in, builds, org_id)
         new = db.session.get(Build, __import__("uuid").UUID(new_id))
         assert str(new.retried_from_id) == str(build_id) and new.status == "queued"
     page = logged_in.get(target).data.decode()
-    assert f"retry of build #" in page and "retries build #" in page
+    assert "retry of build #" in page and "retries build #" in page
     running = builds.create(org_id, status="building")
     refused = logged_in.post(f"/builds/{running}/retry", headers=HX)
     assert refused.status_code == 409 and "only a finished build can be retried" in refused.data.decode()

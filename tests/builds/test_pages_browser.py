@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.builds.test_e2e import engine_data_dir, start_worker  # noqa: F401 - the real worker process fixtures
 
 pytestmark = pytest.mark.browser
 
@@ -202,7 +201,7 @@ def test_real_build_watched_in_the_browser(app, client, factory, user, logged_in
     the progress settles on succeeded, and the artifacts and test results appear without a reload."""
     import json
 
-    from tests.engine.conftest import SSH_RECIPE
+    from tests.fixtures.images import SSH_RECIPE
 
     page = logged_in_page
     created = client.post("/api/builds", json={"recipe": SSH_RECIPE}, headers=factory.headers(user))

@@ -50,6 +50,12 @@ def test_sse_replays_and_resumes_with_last_event_id(client, auth_headers, builds
     assert [int(e["id"]) for e in resumed if e["event"] == "log"] == [4, 5]
     by_query = parse_sse(client.get(f"/api/streams/builds/{build_id}?after=4", headers=auth_headers).get_data(as_text=True))
     assert [int(e["id"]) for e in by_query if e["event"] == "log"] == [5]
+    # An EventSource reconnects to its original URL (?after=1) and says where it got to in the header.
+    reconnected = parse_sse(client.get(f"/api/streams/builds/{build_id}?after=1",
+                                       headers={**auth_headers, "Last-Event-ID": "4"}).get_data(as_text=True))
+    assert [int(e["id"]) for e in reconnected if e["event"] == "log"] == [5]
+    bad = client.get(f"/api/streams/builds/{build_id}", headers={**auth_headers, "Last-Event-ID": "x"})
+    assert bad.status_code == 400 and "Last-Event-ID" in bad.json["error"]["message"]
 
 
 def test_stream_auth_and_tenant(client, builds, factory, app):

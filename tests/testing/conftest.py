@@ -8,11 +8,6 @@ from pathlib import Path
 
 import pytest
 
-# The engine's session build (one real SSH image in every format), shared with the slow boot tests.
-# These fixtures would best live in tests/conftest.py so one build serves every suite in a session.
-from tests.engine.conftest import (  # noqa: F401
-    SSH_RECIPE, built_artifacts, built_iso, engine_data_dir, engine_settings,
-)
 
 DPKG_STATUS = """\
 Package: openssh-server

@@ -11,7 +11,7 @@ from app.engine.pipeline import build
 from app.engine.testing import boot_and_check, run_image_tests
 from app.engine.testing.console import parse_console
 
-from .conftest import SSH_RECIPE
+from tests.fixtures.images import SSH_RECIPE
 
 pytestmark = pytest.mark.slow
 

@@ -74,14 +74,20 @@ def _authorize_stream():
 
 
 def _cursor() -> int:
-    raw = request.args.get("after") or request.headers.get("Last-Event-ID") or "0"
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationFailed("after: must be a log line number", {"after": ["Not a valid integer."]}) from None
-    if value < 0:
-        raise ValidationFailed("after: must be 0 or more", {"after": ["Must be greater than or equal to 0."]})
-    return value
+    """The last line the client has: the later of `?after=` and `Last-Event-ID`. A browser's EventSource
+    reconnects to the same URL (so the original `?after=`) and sends the last id it saw in the header."""
+    cursor = 0
+    for name, raw in (("after", request.args.get("after")), ("Last-Event-ID", request.headers.get("Last-Event-ID"))):
+        if raw in (None, ""):
+            continue
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValidationFailed(f"{name}: must be a log line number", {name: ["Not a valid integer."]}) from None
+        if value < 0:
+            raise ValidationFailed(f"{name}: must be 0 or more", {name: ["Must be greater than or equal to 0."]})
+        cursor = max(cursor, value)
+    return cursor
 
 
 def follow(build_id, after: int):

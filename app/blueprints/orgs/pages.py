@@ -6,7 +6,6 @@ the error shown inside the partial; plain forms get the proper status through th
 """
 from __future__ import annotations
 
-import functools
 from datetime import datetime, timezone
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
@@ -14,7 +13,7 @@ from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user
 
 from app.extensions import db, limiter
-from app.http.auth import authorize, current_actor, current_principal
+from app.http.auth import current_actor, current_principal, permission_required
 from app.http.schemas import paginate
 from app.models.accounts import ROLE_RANK, ROLES
 from app.models.base import parse_uuid, utcnow
@@ -31,13 +30,7 @@ def page_permission(permission: str):
     """A signed-in person acting in the session org with `permission`; kiln_permission feeds the authz test."""
 
     def decorator(fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            authorize(permission)
-            return fn(*args, **kwargs)
-
-        wrapper.kiln_permission = permission
-        return login_required(wrapper)
+        return login_required(permission_required(permission)(fn))  # wraps() carries kiln_permission along
 
     return decorator
 
