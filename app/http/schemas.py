@@ -1,8 +1,14 @@
 """Marshmallow bases: camelCase on the wire, unknown fields refused by name, list envelopes."""
 from __future__ import annotations
 
+import logging
+from datetime import datetime
+
 import marshmallow as ma
-from marshmallow import EXCLUDE, RAISE, fields, validate
+from flask import current_app, has_app_context
+from marshmallow import EXCLUDE, RAISE, fields, post_dump, validate
+
+log = logging.getLogger(__name__)
 
 
 def camelcase(name: str) -> str:
@@ -28,6 +34,54 @@ class QueryArgs(CamelSchema):
 class PaginationArgs(QueryArgs):
     page = fields.Integer(load_default=1, validate=validate.Range(min=1))
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class BodySchema(CamelSchema):
+    """Describes a body a serializer already wrote in wire form (camelCase keys, ISO timestamps).
+
+    build_body(), org_body(), key_body() and the like are shared with the pages and the live streams, so
+    their views hand the dict over as it is. Such a schema reads the same camelCase keys and gives the body
+    back untouched: it exists for the OpenAPI document, never to reshape what clients get. A body it does
+    not describe exactly (a key it lacks, a value one of its fields would change) fails the request under
+    TESTING, so the API test that reached the view names the schema to fix; in production the body still
+    goes out as it was and the mismatch is logged.
+    """
+
+    def on_bind_field(self, field_name, field_obj):
+        super().on_bind_field(field_name, field_obj)
+        if field_obj.attribute is None:
+            field_obj.attribute = field_obj.data_key
+
+    @post_dump(pass_original=True)
+    def _body_unchanged(self, data, original, **kwargs):
+        if data != original:
+            missing = sorted(set(original) - set(data)) if isinstance(original, dict) else []
+            message = (f"{type(self).__name__} does not describe the body it documents"
+                       + (f" (keys it lacks: {', '.join(missing)})" if missing else " (a field changes a value)"))
+            if has_app_context() and current_app.testing:
+                raise ValueError(message)
+            log.warning(message)
+        return original
+
+
+class Timestamp(fields.DateTime):
+    """ISO 8601 UTC with Z, documented as date-time; a string the serializer already formatted passes as is."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if isinstance(value, datetime):
+            from app.models.base import isoformat
+
+            return isoformat(value)
+        return value
+
+
+class PageSchema(BodySchema):
+    """The list envelope page_envelope() writes; a subclass adds the items under their plural key."""
+
+    total_count = fields.Integer()
+    page = fields.Integer()
+    limit = fields.Integer()
+    has_more = fields.Boolean()
 
 
 class ErrorBodySchema(CamelSchema):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from app.http.schemas import CamelSchema
+from app.http.schemas import BodySchema, CamelSchema
 
 
 class RegisterSchema(CamelSchema):
@@ -60,6 +60,31 @@ class TokenSchema(CamelSchema):
     token = fields.String()
     expires_in = fields.Integer()
     user = fields.Nested(UserSchema)
+
+
+class TokenResponseSchema(TokenSchema):
+    """The token answer; `expires_in` repeats expiresIn for clients written against the OpenFactory docs."""
+
+    expires_in_legacy = fields.Function(lambda body: body["expires_in"], data_key="expires_in",
+                                        metadata={"type": "integer", "description": "Same as expiresIn"})
+
+    def on_bind_field(self, field_name, field_obj):
+        if field_name != "expires_in_legacy":
+            super().on_bind_field(field_name, field_obj)
+
+
+class LogoutResultSchema(BodySchema):
+    status = fields.String(metadata={"enum": ["logged_out"]})
+    all_devices = fields.Boolean()
+
+
+class PasswordStatusSchema(BodySchema):
+    status = fields.String(metadata={"enum": ["ok"]})
+    message = fields.String()
+
+
+class TotpStateSchema(BodySchema):
+    totp_enabled = fields.Boolean()
 
 
 class TotpSetupSchema(CamelSchema):

@@ -15,8 +15,9 @@ from app.services import buildlogs, buildrun
 from app.services import builds as service
 from app.services.errors import DomainError, NotFound
 
-from .schemas import (BuildCreateSchema, BuildQueryArgs, LogQueryArgs, TestRequestSchema, artifact_body,
-                      build_body)
+from .schemas import (ArtifactListSchema, BuildCreateSchema, BuildDetailSchema, BuildLogsSchema, BuildPageSchema,
+                      BuildQueryArgs, BuildStatusSchema, LogQueryArgs, TestRequestSchema, TestRunQueuedSchema,
+                      TestSummarySchema, artifact_body, build_body)
 
 blp = ApiBlueprint("builds", __name__, url_prefix="/api/builds", description="Image builds")
 
@@ -50,7 +51,7 @@ def _load(build_id, need: str = "view"):
 
 @blp.route("", methods=["POST"])
 @blp.arguments(BuildCreateSchema)
-@blp.response(201, description="The new build (queued unless start is false)")
+@blp.response(201, BuildDetailSchema, description="The new build (queued unless start is false)")
 @blp.doc_errors(400, 403, 404, 409, 429)
 @build_start_limit
 @permission_required("builds:write")
@@ -66,7 +67,7 @@ def create_build(data):
 
 @blp.route("", methods=["GET"])
 @blp.arguments(BuildQueryArgs, location="query")
-@blp.response(200, description="A page of builds")
+@blp.response(200, BuildPageSchema, description="A page of builds")
 @blp.doc_errors(400, 403)
 @permission_required("builds:read")
 def list_builds(args):
@@ -80,7 +81,7 @@ def list_builds(args):
 
 
 @blp.route("/<build_id>", methods=["GET"])
-@blp.response(200, description="The build with its stages and artifacts")
+@blp.response(200, BuildDetailSchema, description="The build with its stages and artifacts")
 @blp.doc_errors(403, 404)
 @permission_required("builds:read")
 def build_detail(build_id):
@@ -101,7 +102,7 @@ def delete_build(build_id):
 
 
 @blp.route("/<build_id>/status", methods=["GET"])
-@blp.response(200, description="Status, step and estimated completion")
+@blp.response(200, BuildStatusSchema, description="Status, step and estimated completion")
 @blp.doc_errors(403, 404)
 @permission_required("builds:read")
 def build_status(build_id):
@@ -110,7 +111,7 @@ def build_status(build_id):
 
 
 @blp.route("/<build_id>/start", methods=["POST"])
-@blp.response(200, description="The build, now queued")
+@blp.response(200, BuildDetailSchema, description="The build, now queued")
 @blp.doc_errors(403, 404, 409, 429)
 @build_start_limit
 @permission_required("builds:write")
@@ -123,7 +124,7 @@ def start_build(build_id):
 
 
 @blp.route("/<build_id>/cancel", methods=["POST"])
-@blp.response(200, description="The build, now cancelled")
+@blp.response(200, BuildDetailSchema, description="The build, now cancelled")
 @blp.doc_errors(403, 404, 409)
 @permission_required("builds:write")
 def cancel_build(build_id):
@@ -135,7 +136,7 @@ def cancel_build(build_id):
 
 
 @blp.route("/<build_id>/retry", methods=["POST"])
-@blp.response(201, description="A new build of the same recipe version")
+@blp.response(201, BuildDetailSchema, description="A new build of the same recipe version")
 @blp.doc_errors(403, 404, 409, 429)
 @build_start_limit
 @permission_required("builds:write")
@@ -149,7 +150,11 @@ def retry_build(build_id):
 
 @blp.route("/<build_id>/logs", methods=["GET"])
 @blp.arguments(LogQueryArgs, location="query")
-@blp.response(200, description="Log lines after the cursor (JSON, or text/plain when asked)")
+@blp.alt_response(200, success=True, content_type="text/plain", schema={"type": "string"},
+                  headers={"X-Next-After": {"description": "text/plain only: the cursor for the next request (?after=)",
+                                            "schema": {"type": "integer"}}})
+@blp.response(200, BuildLogsSchema, description="Log lines after the cursor: JSON, or text/plain (one line each) "
+                                                "with ?format=text or an Accept that prefers it")
 @blp.doc_errors(403, 404)
 @permission_required("builds:read")
 def build_logs(args, build_id):
@@ -170,7 +175,7 @@ def build_logs(args, build_id):
 
 
 @blp.route("/<build_id>/artifacts", methods=["GET"])
-@blp.response(200, description="The build's files with sizes and sha256")
+@blp.response(200, ArtifactListSchema, description="The build's files with sizes and sha256")
 @blp.doc_errors(403, 404)
 @permission_required("builds:read")
 def build_artifacts(build_id):
@@ -196,12 +201,38 @@ def _send(artifact):
     return resp
 
 
+# Downloads are files, not JSON: documented by media type and headers; the body is the file (or a byte range).
+FILE_HEADERS = {
+    "Content-Disposition": {"description": "attachment; filename=...", "schema": {"type": "string"}},
+    "X-Checksum-SHA256": {"description": "sha256 of the whole file, hex", "schema": {"type": "string"}},
+    "Digest": {"description": "sha-256=<base64> of the whole file", "schema": {"type": "string"}},
+    "Accept-Ranges": {"description": "bytes", "schema": {"type": "string"}},
+    "ETag": {"description": "The sha256; If-None-Match answers 304", "schema": {"type": "string"}},
+}
+
+
+def _documented_file(*media_types: str):
+    """The 200 (whole file) and 206 (Range) answers of a download, with the media types it can carry."""
+    binary = {"type": "string", "format": "binary"}
+
+    def decorator(fn):
+        for media_type in media_types:
+            fn = blp.alt_response(200, success=True, content_type=media_type, schema=binary, headers=FILE_HEADERS)(fn)
+            fn = blp.alt_response(206, success=True, content_type=media_type, schema=binary,
+                                  description="The requested byte range (Range: bytes=...)",
+                                  headers={**FILE_HEADERS, "Content-Range": {"schema": {"type": "string"}}})(fn)
+        return fn
+
+    return decorator
+
+
 def _mimetype(artifact) -> str:
     return {"iso": "application/x-iso9660-image", "log": "text/plain", "manifest": "application/json",
             "sbom": "application/json", "checksums": "text/plain"}.get(artifact.kind, "application/octet-stream")
 
 
 @blp.route("/<build_id>/download", methods=["GET"])
+@_documented_file("application/x-iso9660-image", "application/octet-stream")
 @blp.response(200, description="The primary image (Range requests supported)")
 @blp.doc_errors(403, 404, 416)
 @permission_required("builds:read")
@@ -215,6 +246,7 @@ def build_download(build_id):
 
 
 @blp.route("/<build_id>/artifacts/<artifact_id>/download", methods=["GET"])
+@_documented_file("application/x-iso9660-image", "application/octet-stream", "application/json", "text/plain")
 @blp.response(200, description="One artifact file (Range requests supported)")
 @blp.doc_errors(403, 404, 416)
 @permission_required("builds:read")
@@ -227,7 +259,7 @@ def artifact_download(build_id, artifact_id):
 
 
 @blp.route("/<build_id>/tests", methods=["GET"])
-@blp.response(200, description="The latest test run's results, and every run")
+@blp.response(200, TestSummarySchema, description="The latest test run's results, and every run")
 @blp.doc_errors(403, 404)
 @permission_required("builds:read")
 def build_tests(build_id):
@@ -237,7 +269,7 @@ def build_tests(build_id):
 
 @blp.route("/<build_id>/tests", methods=["POST"])
 @blp.arguments(TestRequestSchema)
-@blp.response(202, description="The test run is queued")
+@blp.response(202, TestRunQueuedSchema, description="The test run is queued")
 @blp.doc_errors(400, 403, 404, 409)
 @permission_required("builds:write")
 def request_tests(data, build_id):

@@ -5,7 +5,7 @@ from flask import url_for
 from marshmallow import fields, validate
 from webargs.fields import DelimitedList
 
-from app.http.schemas import CamelSchema, PaginationArgs, QueryArgs
+from app.http.schemas import BodySchema, CamelSchema, PageSchema, PaginationArgs, QueryArgs, Timestamp
 from app.models.base import isoformat
 from app.models.builds import BUILD_STATUSES
 
@@ -41,6 +41,181 @@ class TestRequestSchema(CamelSchema):
     __test__ = False
     # Each assertion is checked against the engine's own schema in the service, which names the bad ones.
     assertions = fields.List(fields.Raw(), required=True, validate=validate.Length(min=1, max=100))
+
+
+# ---- output: the bodies below, as the OpenAPI document describes them -------------------------------
+
+class ArtifactSchema(BodySchema):
+    id = fields.UUID()
+    kind = fields.String(metadata={"description": "iso, qcow2, rootfs, oci, manifest, sbom, checksums or log"})
+    filename = fields.String()
+    size = fields.Integer(metadata={"description": "Bytes"})
+    sha256 = fields.String()
+    created_at = Timestamp()
+    download_url = fields.String()
+
+
+class StageSchema(BodySchema):
+    name = fields.String()
+    display_name = fields.String()
+    status = fields.String(metadata={"description": "pending, running, succeeded, failed, skipped or cancelled"})
+    started_at = Timestamp(allow_none=True)
+    finished_at = Timestamp(allow_none=True)
+    duration = fields.Float(allow_none=True, metadata={"description": "Seconds"})
+
+
+class AttemptSchema(BodySchema):
+    """An earlier attempt of the same build that failed on infrastructure and was retried."""
+
+    attempt = fields.Integer()
+    failure_code = fields.String(allow_none=True)
+    failure_class = fields.String(allow_none=True)
+    failure_reason = fields.String(allow_none=True)
+    stage = fields.String(allow_none=True)
+    worker = fields.String(allow_none=True)
+    started_at = Timestamp(allow_none=True)
+    finished_at = Timestamp(allow_none=True)
+
+
+class BuildSchema(BodySchema):
+    id = fields.UUID()
+    build_id = fields.UUID(metadata={"description": "Same as id"})
+    number = fields.Integer()
+    name = fields.String()
+    status = fields.String(metadata={"enum": list(BUILD_STATUSES)})
+    stage = fields.String(allow_none=True)
+    stage_name = fields.String(allow_none=True)
+    progress = fields.Integer(metadata={"description": "Percent, 0-100"})
+    format = fields.String(metadata={"description": "The primary format"})
+    formats = fields.List(fields.String())
+    conversation_id = fields.UUID(allow_none=True)
+    recipe_version = fields.Integer(allow_none=True)
+    recipe_version_id = fields.UUID(allow_none=True)
+    recipe_hash = fields.String()
+    created_at = Timestamp()
+    updated_at = Timestamp()
+    queued_at = Timestamp(allow_none=True)
+    started_at = Timestamp(allow_none=True)
+    finished_at = Timestamp(allow_none=True)
+    duration = fields.Float(allow_none=True, metadata={"description": "Seconds from start to finish"})
+    failure_reason = fields.String(allow_none=True)
+    failure_class = fields.String(allow_none=True, metadata={"description": "user_error or infrastructure"})
+    failure_code = fields.String(allow_none=True)
+    failure_stage = fields.String(allow_none=True)
+    attempt = fields.Integer()
+    attempts = fields.List(fields.Nested(AttemptSchema))
+    retried_from_id = fields.UUID(allow_none=True)
+    worker_name = fields.String(allow_none=True)
+    cached = fields.Boolean()
+    cancel_requested_at = Timestamp(allow_none=True)
+    created_by = fields.UUID(allow_none=True, metadata={"description": "The user who created the build"})
+    url = fields.String()
+
+
+class BuildDetailSchema(BuildSchema):
+    recipe = fields.Dict()
+    stages = fields.List(fields.Nested(StageSchema))
+    artifacts = fields.List(fields.Nested(ArtifactSchema))
+
+
+class BuildPageSchema(PageSchema):
+    builds = fields.List(fields.Nested(BuildSchema))
+
+
+class BuildProgressSchema(BodySchema):
+    current_step = fields.Integer()
+    total_steps = fields.Integer()
+    percentage = fields.Integer()
+
+
+class BuildStatusSchema(BodySchema):
+    build_id = fields.UUID()
+    status = fields.String(metadata={"enum": list(BUILD_STATUSES)})
+    stage = fields.String(allow_none=True)
+    stage_name = fields.String(allow_none=True)
+    progress = fields.Nested(BuildProgressSchema)
+    attempt = fields.Integer()
+    started_at = Timestamp(allow_none=True)
+    finished_at = Timestamp(allow_none=True)
+    estimated_completion = Timestamp(allow_none=True)
+    failure_reason = fields.String(allow_none=True)
+
+
+class LogLineSchema(BodySchema):
+    seq = fields.Integer()
+    timestamp = Timestamp()
+    level = fields.String()
+    stage = fields.String(allow_none=True)
+    message = fields.String()
+
+
+class BuildLogsSchema(BodySchema):
+    build_id = fields.UUID()
+    lines = fields.List(fields.Nested(LogLineSchema))
+    next_after = fields.Integer(metadata={"description": "The cursor for the next request (?after=)"})
+    status = fields.String(metadata={"enum": list(BUILD_STATUSES)})
+    complete = fields.Boolean(metadata={"description": "The build ended and every line was sent"})
+
+
+class ArtifactListSchema(BodySchema):
+    build_id = fields.UUID()
+    artifacts = fields.List(fields.Nested(ArtifactSchema))
+
+
+class AssertionResultSchema(BodySchema):
+    type = fields.String()
+    params = fields.Dict()
+    result = fields.String()
+    message = fields.String(allow_none=True)
+    duration = fields.Float()
+
+
+class TestCaseSchema(BodySchema):
+    __test__ = False
+    description = fields.String()
+    status = fields.String()
+    duration = fields.Float()
+    assertions = fields.List(fields.Nested(AssertionResultSchema))
+
+
+class RequestedAssertionSchema(BodySchema):
+    type = fields.String()
+    params = fields.Dict()
+
+
+class TestRunSchema(BodySchema):
+    __test__ = False
+    id = fields.UUID()
+    kind = fields.String(metadata={"description": "default or custom"})
+    status = fields.String(metadata={"enum": ["pending", "running", "passed", "failed"]})
+    run_status = fields.String(metadata={"description": "queued, running, passed, failed, error or cancelled"})
+    error = fields.String(allow_none=True)
+    assertions = fields.List(fields.Nested(RequestedAssertionSchema))
+    created_at = Timestamp()
+    started_at = Timestamp(allow_none=True)
+    finished_at = Timestamp(allow_none=True)
+    console_log = fields.Boolean(metadata={"description": "A console log of the test boot was kept"})
+    tests = fields.List(fields.Nested(TestCaseSchema))
+
+
+class TestSummarySchema(BodySchema):
+    """The latest run's status and cases (kind and error only once a run exists), and every run."""
+
+    __test__ = False
+    build_id = fields.UUID()
+    status = fields.String(metadata={"enum": ["pending", "running", "passed", "failed"]})
+    tests = fields.List(fields.Nested(TestCaseSchema))
+    test_run_id = fields.UUID(allow_none=True)
+    kind = fields.String()
+    error = fields.String(allow_none=True)
+    runs = fields.List(fields.Nested(TestRunSchema))
+
+
+class TestRunQueuedSchema(BodySchema):
+    __test__ = False
+    test_run_id = fields.UUID()
+    status = fields.String(metadata={"enum": ["queued"]})
+    build_id = fields.UUID()
 
 
 def artifact_body(build, artifact) -> dict:

@@ -8,7 +8,8 @@ from app.http.schemas import PaginationArgs, page_envelope, paginate
 from app.services import apikeys, orgs
 
 from .common import key_body, org_permission_required, usage_body
-from .schemas import ApiKeyCreateSchema, ApiKeyUpdateSchema, RotateSchema
+from .schemas import (ApiKeyCreateSchema, ApiKeyPageSchema, ApiKeyReplacementSchema, ApiKeySchema, ApiKeySecretSchema,
+                      ApiKeyUpdateSchema, ApiKeyUsagePageSchema, RotateSchema)
 
 blp = ApiBlueprint("api_keys", __name__, url_prefix="/api/organizations",
                    description="API keys (admins, or keys with the admin scope)")
@@ -20,7 +21,7 @@ def _key(org_id, key_id):
 
 @blp.route("/<org_id>/api-keys", methods=["GET"])
 @blp.arguments(PaginationArgs, location="query")
-@blp.response(200, description="The organization's keys (never the secrets)")
+@blp.response(200, ApiKeyPageSchema, description="The organization's keys (never the secrets)")
 @blp.doc_errors(401, 403, 404)
 @org_permission_required("keys:manage")
 def list_keys(args, org_id):
@@ -30,7 +31,7 @@ def list_keys(args, org_id):
 
 @blp.route("/<org_id>/api-keys", methods=["POST"])
 @blp.arguments(ApiKeyCreateSchema)
-@blp.response(201, description="The key; `key` holds the secret, shown this once")
+@blp.response(201, ApiKeySecretSchema, description="The key; `key` holds the secret, shown this once")
 @blp.doc_errors(400, 401, 403, 404)
 @org_permission_required("keys:manage")
 def create_key(data, org_id):
@@ -41,7 +42,7 @@ def create_key(data, org_id):
 
 
 @blp.route("/<org_id>/api-keys/<key_id>", methods=["GET"])
-@blp.response(200, description="The key (never its secret)")
+@blp.response(200, ApiKeySchema, description="The key (never its secret)")
 @blp.doc_errors(401, 403, 404)
 @org_permission_required("keys:manage")
 def get_key(org_id, key_id):
@@ -50,7 +51,7 @@ def get_key(org_id, key_id):
 
 @blp.route("/<org_id>/api-keys/<key_id>", methods=["PATCH"])
 @blp.arguments(ApiKeyUpdateSchema)
-@blp.response(200, description="The updated key")
+@blp.response(200, ApiKeySchema, description="The updated key")
 @blp.doc_errors(400, 401, 403, 404)
 @org_permission_required("keys:manage")
 def update_key(data, org_id, key_id):
@@ -71,7 +72,7 @@ def delete_key(org_id, key_id):
 
 
 @blp.route("/<org_id>/api-keys/<key_id>/revoke", methods=["POST"])
-@blp.response(200, description="Revoked: refused from the next request on")
+@blp.response(200, ApiKeySchema, description="Revoked: refused from the next request on")
 @blp.doc_errors(401, 403, 404, 409)
 @org_permission_required("keys:manage")
 def revoke_key(org_id, key_id):
@@ -82,7 +83,8 @@ def revoke_key(org_id, key_id):
 
 @blp.route("/<org_id>/api-keys/<key_id>/rotate", methods=["POST"])
 @blp.arguments(RotateSchema, required=False)
-@blp.response(201, description="The replacement key (secret shown once); the old one works until graceUntil")
+@blp.response(201, ApiKeyReplacementSchema,
+              description="The replacement key (secret shown once); the old one works until graceUntil")
 @blp.doc_errors(400, 401, 403, 404, 409)
 @org_permission_required("keys:manage")
 def rotate_key(data, org_id, key_id):
@@ -95,7 +97,8 @@ def rotate_key(data, org_id, key_id):
 
 
 @blp.route("/<org_id>/api-keys/<key_id>/roll", methods=["POST"])
-@blp.response(201, description="The replacement key (secret shown once); the old one is dead now")
+@blp.response(201, ApiKeyReplacementSchema,
+              description="The replacement key (secret shown once); the old one is dead now")
 @blp.doc_errors(401, 403, 404, 409)
 @org_permission_required("keys:manage")
 def roll_key(org_id, key_id):
@@ -109,7 +112,7 @@ def roll_key(org_id, key_id):
 
 @blp.route("/<org_id>/api-keys/<key_id>/usage", methods=["GET"])
 @blp.arguments(PaginationArgs, location="query")
-@blp.response(200, description="Requests made with the key, newest first")
+@blp.response(200, ApiKeyUsagePageSchema, description="Requests made with the key, newest first")
 @blp.doc_errors(401, 403, 404)
 @org_permission_required("keys:manage")
 def key_usage(args, org_id, key_id):

@@ -11,7 +11,9 @@ from app.models.base import utcnow
 from app.services import orgs
 
 from .common import invite_body, member_body, org_body, org_permission_required
-from .schemas import InviteCreateSchema, MemberAddSchema, MemberUpdateSchema, OrgCreateSchema, OrgUpdateSchema
+from .schemas import (InviteAcceptedSchema, InviteCreateSchema, InvitePageSchema, InviteSchema, MemberAddSchema,
+                      MemberPageSchema, MemberSchema, MemberUpdateSchema, OrgCreateSchema, OrgDetailSchema,
+                      OrgPageSchema, OrgSchema, OrgUpdateSchema)
 
 blp = ApiBlueprint("organizations", __name__, url_prefix="/api/organizations",
                    description="Organizations, members and invitations")
@@ -24,7 +26,7 @@ def _page(items: list, key: str, args: dict) -> dict:
 
 @blp.route("", methods=["GET"])
 @blp.arguments(PaginationArgs, location="query")
-@blp.response(200, description="The caller's organizations (an API key sees its own)")
+@blp.response(200, OrgPageSchema, description="The caller's organizations (an API key sees its own)")
 @blp.doc_errors(401)
 @login_required
 def list_orgs(args):
@@ -41,7 +43,7 @@ def list_orgs(args):
 
 @blp.route("", methods=["POST"])
 @blp.arguments(OrgCreateSchema)
-@blp.response(201, description="The new organization; the caller is its owner")
+@blp.response(201, OrgSchema, description="The new organization; the caller is its owner")
 @blp.doc_errors(400, 401, 403)
 @user_required
 def create_org(data):
@@ -53,7 +55,7 @@ def create_org(data):
 
 
 @blp.route("/<org_id>", methods=["GET"])
-@blp.response(200, description="The organization")
+@blp.response(200, OrgDetailSchema, description="The organization")
 @blp.doc_errors(401, 403, 404)
 @org_permission_required("org:read")
 def get_org(org_id):
@@ -65,7 +67,7 @@ def get_org(org_id):
 
 @blp.route("/<org_id>", methods=["PATCH"])
 @blp.arguments(OrgUpdateSchema)
-@blp.response(200, description="The renamed organization")
+@blp.response(200, OrgSchema, description="The renamed organization")
 @blp.doc_errors(400, 401, 403, 404)
 @org_permission_required("org:manage")
 def update_org(data, org_id):
@@ -89,7 +91,7 @@ def delete_org(org_id):
 
 @blp.route("/<org_id>/members", methods=["GET"])
 @blp.arguments(PaginationArgs, location="query")
-@blp.response(200, description="Members with their roles")
+@blp.response(200, MemberPageSchema, description="Members with their roles")
 @blp.doc_errors(401, 403, 404)
 @org_permission_required("members:read")
 def list_members(args, org_id):
@@ -98,7 +100,7 @@ def list_members(args, org_id):
 
 @blp.route("/<org_id>/members", methods=["POST"])
 @blp.arguments(MemberAddSchema)
-@blp.response(201, description="The new member")
+@blp.response(201, MemberSchema, description="The new member")
 @blp.doc_errors(400, 401, 403, 404, 409)
 @org_permission_required("members:manage")
 def add_member(data, org_id):
@@ -110,7 +112,7 @@ def add_member(data, org_id):
 
 @blp.route("/<org_id>/members/<user_id>", methods=["PATCH"])
 @blp.arguments(MemberUpdateSchema)
-@blp.response(200, description="The member with the new role")
+@blp.response(200, MemberSchema, description="The member with the new role")
 @blp.doc_errors(400, 401, 403, 404, 409)
 @org_permission_required("members:manage")
 def update_member(data, org_id, user_id):
@@ -139,7 +141,7 @@ def invite_url(token: str) -> str:
 
 @blp.route("/<org_id>/invites", methods=["GET"])
 @blp.arguments(PaginationArgs, location="query")
-@blp.response(200, description="Pending invitations")
+@blp.response(200, InvitePageSchema, description="Pending invitations")
 @blp.doc_errors(401, 403, 404)
 @org_permission_required("members:manage")
 def list_invites(args, org_id):
@@ -149,7 +151,7 @@ def list_invites(args, org_id):
 
 @blp.route("/<org_id>/invites", methods=["POST"])
 @blp.arguments(InviteCreateSchema)
-@blp.response(201, description="The invitation (the link is mailed; the token is never shown)")
+@blp.response(201, InviteSchema, description="The invitation (the link is mailed; the token is never shown)")
 @blp.doc_errors(400, 401, 403, 404, 409)
 @org_permission_required("members:manage")
 def create_invite(data, org_id):
@@ -171,7 +173,7 @@ def revoke_invite(org_id, invite_id):
 
 
 @blp.route("/invites/<token>/accept", methods=["POST"])
-@blp.response(200, description="The organization joined, with the caller's role")
+@blp.response(200, InviteAcceptedSchema, description="The organization joined, with the caller's role")
 @blp.doc_errors(400, 401, 403, 404, 409)
 @user_required
 def accept_invite(token):

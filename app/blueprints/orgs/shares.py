@@ -8,7 +8,7 @@ from app.services import sharing
 from app.services.access import require_conversation
 
 from .common import share_body
-from .schemas import ShareCreateSchema
+from .schemas import ShareCreateSchema, ShareListSchema, ShareSchema
 
 blp = ApiBlueprint("conversation_shares", __name__, url_prefix="/api/conversations",
                    description="Sharing conversations with users, groups, units, teams or the organization")
@@ -23,7 +23,7 @@ def conversation_for(conversation_id, need: str):
 
 
 @blp.route("/<conversation_id>/shares", methods=["GET"])
-@blp.response(200, description="The conversation's shares")
+@blp.response(200, ShareListSchema, description="The conversation's shares")
 @blp.doc_errors(401, 403, 404)
 @permission_required("conversations:read")
 def list_shares(conversation_id):
@@ -33,7 +33,8 @@ def list_shares(conversation_id):
 
 @blp.route("/<conversation_id>/shares", methods=["POST"])
 @blp.arguments(ShareCreateSchema)
-@blp.response(201, description="The share (200 when an existing share's permission changed)")
+@blp.response(201, ShareSchema, description="The new share")
+@blp.alt_response(200, success=True, schema=ShareSchema, description="An existing share, its permission changed")
 @blp.doc_errors(400, 401, 403, 404)
 @permission_required("conversations:write")
 def create_share(data, conversation_id):

@@ -9,7 +9,9 @@ from app.models.orgs import Group, Team, Unit
 from app.services import orgs, structure
 
 from .common import org_permission_required, structure_body, structure_member_body
-from .schemas import NamedCreateSchema, NamedUpdateSchema, StructureMemberSchema, UnitCreateSchema, UnitUpdateSchema
+from .schemas import (GroupPageSchema, GroupSchema, NamedCreateSchema, NamedUpdateSchema, StructureMemberSchema,
+                      StructureMembershipPageSchema, StructureMembershipSchema, TeamPageSchema, TeamSchema,
+                      UnitCreateSchema, UnitPageSchema, UnitSchema, UnitUpdateSchema)
 
 org_blp = ApiBlueprint("org_structure", __name__, url_prefix="/api/organizations",
                        description="Units and groups of an organization")
@@ -18,6 +20,7 @@ teams_blp = ApiBlueprint("teams", __name__, url_prefix="/api/teams", description
 groups_blp = ApiBlueprint("groups", __name__, url_prefix="/api/groups", description="Groups")
 
 PLURAL = {"unit": "units", "team": "teams", "group": "groups"}
+SCHEMA = {"unit": UnitSchema, "team": TeamSchema, "group": GroupSchema}
 
 
 def _list(kind: str, query, args) -> dict:
@@ -34,7 +37,7 @@ def _get(kind: str, ident):
 
 @org_blp.route("/<org_id>/units", methods=["GET"])
 @org_blp.arguments(PaginationArgs, location="query")
-@org_blp.response(200, description="The organization's units")
+@org_blp.response(200, UnitPageSchema, description="The organization's units")
 @org_blp.doc_errors(401, 403, 404)
 @org_permission_required("org:read")
 def list_units(args, org_id):
@@ -43,7 +46,7 @@ def list_units(args, org_id):
 
 @org_blp.route("/<org_id>/units", methods=["POST"])
 @org_blp.arguments(UnitCreateSchema)
-@org_blp.response(201, description="The new unit")
+@org_blp.response(201, UnitSchema, description="The new unit")
 @org_blp.doc_errors(400, 401, 403, 404)
 @org_permission_required("structure:manage")
 def create_unit(data, org_id):
@@ -55,7 +58,7 @@ def create_unit(data, org_id):
 
 @org_blp.route("/<org_id>/groups", methods=["GET"])
 @org_blp.arguments(PaginationArgs, location="query")
-@org_blp.response(200, description="The organization's groups")
+@org_blp.response(200, GroupPageSchema, description="The organization's groups")
 @org_blp.doc_errors(401, 403, 404)
 @org_permission_required("org:read")
 def list_groups(args, org_id):
@@ -64,7 +67,7 @@ def list_groups(args, org_id):
 
 @org_blp.route("/<org_id>/groups", methods=["POST"])
 @org_blp.arguments(NamedCreateSchema)
-@org_blp.response(201, description="The new group")
+@org_blp.response(201, GroupSchema, description="The new group")
 @org_blp.doc_errors(400, 401, 403, 404)
 @org_permission_required("structure:manage")
 def create_group(data, org_id):
@@ -79,7 +82,7 @@ def _register_object_routes(blp: ApiBlueprint, kind: str, update_schema) -> None
     label = kind.title()
 
     @blp.route("/<ident>", methods=["GET"], endpoint=f"get_{kind}")
-    @blp.response(200, description=f"The {kind}")
+    @blp.response(200, SCHEMA[kind], description=f"The {kind}")
     @blp.doc_errors(401, 403, 404)
     @permission_required("org:read")
     def get_one(ident):
@@ -87,7 +90,7 @@ def _register_object_routes(blp: ApiBlueprint, kind: str, update_schema) -> None
 
     @blp.route("/<ident>", methods=["PATCH"], endpoint=f"update_{kind}")
     @blp.arguments(update_schema)
-    @blp.response(200, description=f"The updated {kind}")
+    @blp.response(200, SCHEMA[kind], description=f"The updated {kind}")
     @blp.doc_errors(400, 401, 403, 404)
     @permission_required("structure:manage")
     def update_one(data, ident):
@@ -106,7 +109,7 @@ def _register_object_routes(blp: ApiBlueprint, kind: str, update_schema) -> None
 
     @blp.route("/<ident>/members", methods=["GET"], endpoint=f"list_{kind}_members")
     @blp.arguments(PaginationArgs, location="query")
-    @blp.response(200, description=f"Members of the {kind}")
+    @blp.response(200, StructureMembershipPageSchema, description=f"Members of the {kind}")
     @blp.doc_errors(401, 403, 404)
     @permission_required("members:read")
     def list_members(args, ident):
@@ -117,7 +120,7 @@ def _register_object_routes(blp: ApiBlueprint, kind: str, update_schema) -> None
 
     @blp.route("/<ident>/members", methods=["POST"], endpoint=f"add_{kind}_member")
     @blp.arguments(StructureMemberSchema)
-    @blp.response(201, description=f"The user joined the {kind}")
+    @blp.response(201, StructureMembershipSchema, description=f"The user joined the {kind}")
     @blp.doc_errors(400, 401, 403, 404, 409)
     @permission_required("structure:manage")
     def add_member(data, ident):
@@ -143,7 +146,7 @@ _register_object_routes(groups_blp, "group", NamedUpdateSchema)
 
 @units_blp.route("/<ident>/teams", methods=["GET"])
 @units_blp.arguments(PaginationArgs, location="query")
-@units_blp.response(200, description="Teams of the unit")
+@units_blp.response(200, TeamPageSchema, description="Teams of the unit")
 @units_blp.doc_errors(401, 403, 404)
 @permission_required("org:read")
 def list_teams(args, ident):
@@ -153,7 +156,7 @@ def list_teams(args, ident):
 
 @units_blp.route("/<ident>/teams", methods=["POST"])
 @units_blp.arguments(NamedCreateSchema)
-@units_blp.response(201, description="The new team")
+@units_blp.response(201, TeamSchema, description="The new team")
 @units_blp.doc_errors(400, 401, 403, 404)
 @permission_required("structure:manage")
 def create_team(data, ident):
