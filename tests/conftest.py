@@ -79,7 +79,7 @@ def app(app_config):
 
 @pytest.fixture(autouse=True)
 def _clean_state(request):
-    """Every test starts with empty tables and an empty Redis (rate-limit counters included)."""
+    """Every test starts with empty tables, an empty Redis (rate-limit counters included) and no mail."""
     if "app" not in request.fixturenames:
         yield
         return
@@ -89,6 +89,10 @@ def _clean_state(request):
     with application.app_context():
         client = redis.client  # kept: a test may swap the app's client for a broken one
         client.flushdb()
+    outbox = Path(application.config["KILN_OUTBOX_DIR"])
+    if outbox.is_dir():
+        for mail in outbox.iterdir():
+            mail.unlink()
     yield
     with application.app_context():
         db.session.remove()

@@ -66,5 +66,7 @@ def _jsonable(value):
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, datetime):
-        return value.isoformat()
+        from app.models.base import isoformat
+
+        return isoformat(value)
     return value

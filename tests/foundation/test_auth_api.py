@@ -26,6 +26,7 @@ def test_register_returns_user_and_token_and_personal_org(client):
     assert len(orgs) == 1 and orgs[0]["role"] == "owner" and orgs[0]["personal"] is True
     me = client.get("/api/auth/me", headers={"Authorization": f"Bearer {body['token']}"})
     assert me.status_code == 200 and me.json["email"] == "bob@example.com"
+    assert me.json["createdAt"].endswith("Z") and body["user"]["createdAt"].endswith("Z")  # API.md: UTC with Z
 
 
 def test_register_missing_field_names_it(client):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from app.http.schemas import BodySchema, CamelSchema
+from app.http.schemas import BodySchema, CamelSchema, Timestamp
 
 
 class RegisterSchema(CamelSchema):
@@ -52,7 +52,7 @@ class UserSchema(CamelSchema):
     name = fields.String()
     totp_enabled = fields.Boolean()
     default_org_id = fields.UUID(allow_none=True)
-    created_at = fields.DateTime(format="iso")
+    created_at = Timestamp()
     organizations = fields.List(fields.Nested(OrgRefSchema))
 
 
