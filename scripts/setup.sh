@@ -33,6 +33,7 @@ fi
 # 3. Instance directory and database schema (SQLite under instance/ unless DATABASE_URL says otherwise).
 mkdir -p instance
 if [ "${KILN_SKIP_MIGRATE:-0}" != "1" ]; then
-  FLASK_APP=wsgi.py .venv/bin/flask db upgrade >/dev/null
+  # Quiet when it works; on failure run it again so its output explains why.
+  FLASK_APP=wsgi.py .venv/bin/flask db upgrade >/dev/null 2>&1 || FLASK_APP=wsgi.py .venv/bin/flask db upgrade
 fi
 echo "setup: ready"
