@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from app.extensions import db
 from app.models.audit import AuditRecord, OutboxEvent
+from app.models.base import isoformat
 
 
 @dataclass
@@ -66,7 +67,5 @@ def _jsonable(value):
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, datetime):
-        from app.models.base import isoformat
-
         return isoformat(value)
     return value
