@@ -1,6 +1,7 @@
 """The guest-agent client against a real qemu-ga (run on the host, listening on a unix socket)."""
 import os
 import shutil
+import socket
 import subprocess
 import time
 
@@ -12,6 +13,17 @@ pytestmark = pytest.mark.skipif(shutil.which("qemu-ga") is None and not os.path.
                                 reason="qemu-ga (package qemu-guest-agent) is not installed")
 
 
+def _accepts(path) -> bool:
+    if not path.exists():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 @pytest.fixture
 def agent_socket(tmp_path):
     sock, state = tmp_path / "qga.sock", tmp_path / "state"
@@ -20,10 +32,12 @@ def agent_socket(tmp_path):
     proc = subprocess.Popen([binary, "-m", "unix-listen", "-p", str(sock), "-t", str(state)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
+        # qemu-ga binds (the socket file appears) before it listens: on a busy machine a connect in
+        # between is refused, so the agent is ready only once a connection is accepted.
         deadline = time.monotonic() + 10
-        while not sock.exists():
+        while not _accepts(sock):
             assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "qemu-ga did not create its socket"
+            assert time.monotonic() < deadline, "qemu-ga did not listen on its socket"
             time.sleep(0.05)
         yield sock
     finally:
