@@ -205,7 +205,7 @@ def test_sigkill_worker_is_lost_and_retried_then_cancel_leaves_no_process(client
     # The worker stops the engine; nothing of the build may keep running.
     build_files = Path(app.config["KILN_ARTIFACTS_DIR"])
     wait_for(lambda: not _procs_under(engine_data_dir / "tmp") and not _procs_under(build_files)
-             and not app.extensions["redis"].exists(f"kiln:build:{build_id}:heartbeat"), 15,
+             and not app.extensions["redis"].exists(f"kiln:build:{build_id}:heartbeat:2"), 15,
              "the build's processes to end", interval=0.2)
     assert time.monotonic() - cancelled_at < 15 + 1
     final = api.get(f"/api/builds/{build_id}").json

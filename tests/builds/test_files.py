@@ -4,14 +4,13 @@ from __future__ import annotations
 import base64
 import hashlib
 
+from tests.builds.conftest import append_log
+
 IMAGE = bytes(range(256)) * 40  # 10240 bytes, every offset distinguishable
 
 
 def _append(app, build_id, n, stage="resolve"):
-    from app.services import buildlogs
-
-    with app.app_context():
-        return [buildlogs.append(build_id, stage, "info", f"line {i}") for i in range(1, n + 1)]
+    return append_log(app, build_id, [(stage, "info", f"line {i}") for i in range(1, n + 1)])
 
 
 def test_logs_json_after_cursor_and_text(client, auth_headers, builds, org_id, app):
@@ -39,17 +38,17 @@ def test_archived_log_serves_after_redis_lets_go(client, auth_headers, builds, o
     _append(app, build_id, 4)
     from app.extensions import db, redis
     from app.models import Build
-    from app.services import buildlogs, buildrun
+    from app.services.builds import logs, run
 
     with app.app_context():
         build = db.session.get(Build, build_id)
-        buildrun.fail_attempt(build, "bad package", failure_class="user_error", code="user_error")
+        run.fail_attempt(build, 1, "bad package", failure_class="user_error", code="user_error")
         build = db.session.get(Build, build_id)
         assert build.status == "failed" and build.failure_class == "user_error"
         log_artifact = next(a for a in build.artifacts if a.kind == "log")
-        path = buildlogs.archive_path(build)
+        path = logs.log_path(build)
         assert log_artifact.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
-        redis.client.delete(buildlogs.stream_key(build_id))
+        redis.client.delete(logs.stream_key(build_id))
     body = client.get(f"/api/builds/{build_id}/logs?after=2", headers=auth_headers).json
     assert [line["message"] for line in body["lines"]] == ["line 3", "line 4"]
     arts = client.get(f"/api/builds/{build_id}/artifacts", headers=auth_headers).json["artifacts"]

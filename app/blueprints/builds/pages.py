@@ -15,8 +15,8 @@ from app.http.auth import current_actor, resolve_org
 from app.http.schemas import paginate
 from app.models import Build, Conversation, RecipeVersion, User
 from app.models.builds import BUILD_STATUSES
-from app.services import build_views
-from app.services import builds as service
+from app.services.builds import lifecycle, reads
+from app.services.builds import views as build_views
 from app.services.errors import DomainError, Forbidden, ValidationFailed
 from app.services.permissions import role_allows
 
@@ -63,11 +63,11 @@ def index():
                                {"status": [f"Must be one of: {', '.join(BUILD_STATUSES)}."]})
     page = _positive_int("page", 1)
     actor = current_actor()
-    rows, total = paginate(service.list_builds(org, actor=actor, role=role, status=[status] if status else None),
+    rows, total = paginate(reads.list_builds(org, actor=actor, role=role, status=[status] if status else None),
                            page, PAGE_SIZE)
     org_total = total
     if status and not rows:
-        _all, org_total = paginate(service.list_builds(org, actor=actor, role=role), 1, 1)
+        _all, org_total = paginate(reads.list_builds(org, actor=actor, role=role), 1, 1)
     context = {
         "org": org, "status": status, "statuses": BUILD_STATUSES, "page": page, "total": total,
         "pages": max(1, -(-total // PAGE_SIZE)), "has_more": page * PAGE_SIZE < total, "org_total": org_total,
@@ -79,7 +79,7 @@ def index():
 
 def _load(build_id, need: str = "view"):
     org, role = _org_and_role("builds:write" if need == "edit" else "builds:read")
-    build = service.get_build(org, build_id, actor=current_actor(), role=role, need=need)
+    build = reads.get_build(org, build_id, actor=current_actor(), role=role, need=need)
     return org, role, build
 
 
@@ -88,7 +88,7 @@ def _can_write(org, build, role: str) -> bool:
     if not role_allows(role, "builds:write"):
         return False
     try:
-        service.get_build(org, build.id, actor=current_actor(), role=role, need="edit")
+        reads.get_build(org, build.id, actor=current_actor(), role=role, need="edit")
     except DomainError:
         return False
     return True
@@ -200,7 +200,7 @@ def _action_failed(build_id, error: DomainError):
 def cancel(build_id):
     org, role, build = _load(build_id, "edit")
     try:
-        service.cancel_build(current_actor(), org, build)
+        lifecycle.cancel_build(current_actor(), org, build)
         db.session.commit()
     except DomainError as error:
         return _action_failed(build.id, error)
@@ -213,7 +213,7 @@ def cancel(build_id):
 def start(build_id):
     org, role, build = _load(build_id, "edit")
     try:
-        service.start_build(current_actor(), org, build)
+        lifecycle.start_build(current_actor(), org, build)
         db.session.commit()
     except DomainError as error:
         return _action_failed(build.id, error)
@@ -227,7 +227,7 @@ def start(build_id):
 def retry(build_id):
     org, role, build = _load(build_id, "edit")
     try:
-        new = service.retry_build(current_actor(), org, role, build)
+        new = lifecycle.retry_build(current_actor(), org, role, build)
         db.session.commit()
     except DomainError as error:
         return _action_failed(build.id, error)

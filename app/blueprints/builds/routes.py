@@ -10,14 +10,13 @@ from app.extensions import db, limiter, rate_limit_key
 from app.http.auth import authorize, current_actor, permission_required, resolve_org
 from app.http.blueprint import ApiBlueprint
 from app.http.errors import error_response
-from app.http.schemas import page_envelope, paginate
-from app.services import buildlogs, buildrun
-from app.services import builds as service
+from app.http.schemas import paginate
+from app.services.builds import files, lifecycle, logs, reads
 from app.services.errors import DomainError, NotFound
 
 from .schemas import (ArtifactListSchema, BuildCreateSchema, BuildDetailSchema, BuildLogsSchema, BuildPageSchema,
                       BuildQueryArgs, BuildStatusSchema, LogQueryArgs, TestRequestSchema, TestRunQueuedSchema,
-                      TestSummarySchema, artifact_body, build_body)
+                      TestSummarySchema)
 
 blp = ApiBlueprint("builds", __name__, url_prefix="/api/builds", description="Image builds")
 
@@ -41,11 +40,9 @@ build_start_limit = limiter.shared_limit(lambda: current_app.config["KILN_BUILD_
 
 
 def _load(build_id, need: str = "view"):
-    """Authorize the caller and fetch the build; reaping a dead worker's build on the way (API reads check too)."""
+    """Authorize the caller and fetch the build (a read never changes it: the workers' reaper does that)."""
     org, role = authorize("builds:write" if need == "edit" else "builds:read")
-    build = service.get_build(org, build_id, actor=current_actor(), role=role, need=need)
-    if build.status in ("building", "testing") and buildrun.reap_build(build):
-        db.session.refresh(build)
+    build = reads.get_build(org, build_id, actor=current_actor(), role=role, need=need)
     return org, role, build
 
 
@@ -58,11 +55,11 @@ def _load(build_id, need: str = "view"):
 def create_build(data):
     """Build a conversation's current recipe version, or an inline recipe."""
     org, role = resolve_org()
-    build = service.create_build(current_actor(), org, role, conversation_id=data["conversation_id"],
-                                 recipe=data["recipe"], fmt=data["format"], start=data["start"])
+    build = lifecycle.create_build(current_actor(), org, role, conversation_id=data["conversation_id"],
+                                   recipe=data["recipe"], fmt=data["format"], start=data["start"])
     db.session.commit()
     g.build_started = build.status == "queued"
-    return build_body(build, detail=True), 201
+    return build, 201
 
 
 @blp.route("", methods=["GET"])
@@ -73,11 +70,12 @@ def create_build(data):
 def list_builds(args):
     """The org's builds (those in conversations the caller can see), filtered, sorted, paginated."""
     org, role = resolve_org()
-    query = service.list_builds(org, actor=current_actor(), role=role, status=args["status"],
-                                conversation_id=args["conversation_id"], sort_by=args["sort_by"],
-                                sort_order=args["sort_order"])
+    query = reads.list_builds(org, actor=current_actor(), role=role, status=args["status"],
+                              conversation_id=args["conversation_id"], sort_by=args["sort_by"],
+                              sort_order=args["sort_order"])
     rows, total = paginate(query, args["page"], args["limit"])
-    return page_envelope("builds", [build_body(b) for b in rows], total, args["page"], args["limit"])
+    return {"builds": rows, "total_count": total, "page": args["page"], "limit": args["limit"],
+            "has_more": args["page"] * args["limit"] < total}
 
 
 @blp.route("/<build_id>", methods=["GET"])
@@ -86,7 +84,7 @@ def list_builds(args):
 @permission_required("builds:read")
 def build_detail(build_id):
     _, _, build = _load(build_id)
-    return build_body(build, detail=True)
+    return build
 
 
 @blp.route("/<build_id>", methods=["DELETE"])
@@ -96,7 +94,7 @@ def build_detail(build_id):
 def delete_build(build_id):
     """Delete a finished build and its files (409 while it is pending, queued or running)."""
     org, _, build = _load(build_id, "edit")
-    service.delete_build(current_actor(), org, build)
+    lifecycle.delete_build(current_actor(), org, build)
     db.session.commit()
     return None
 
@@ -107,7 +105,7 @@ def delete_build(build_id):
 @permission_required("builds:read")
 def build_status(build_id):
     _, _, build = _load(build_id)
-    return service.status_body(build)
+    return reads.build_status(build)
 
 
 @blp.route("/<build_id>/start", methods=["POST"])
@@ -117,10 +115,10 @@ def build_status(build_id):
 @permission_required("builds:write")
 def start_build(build_id):
     org, _, build = _load(build_id, "edit")
-    service.start_build(current_actor(), org, build)
+    lifecycle.start_build(current_actor(), org, build)
     db.session.commit()
     g.build_started = True
-    return build_body(build, detail=True)
+    return build
 
 
 @blp.route("/<build_id>/cancel", methods=["POST"])
@@ -130,9 +128,9 @@ def start_build(build_id):
 def cancel_build(build_id):
     """Cancel a queued or running build; a finished one answers 409."""
     org, _, build = _load(build_id, "edit")
-    service.cancel_build(current_actor(), org, build)
+    lifecycle.cancel_build(current_actor(), org, build)
     db.session.commit()
-    return build_body(build, detail=True)
+    return build
 
 
 @blp.route("/<build_id>/retry", methods=["POST"])
@@ -142,10 +140,10 @@ def cancel_build(build_id):
 @permission_required("builds:write")
 def retry_build(build_id):
     org, role, build = _load(build_id, "edit")
-    new = service.retry_build(current_actor(), org, role, build)
+    new = lifecycle.retry_build(current_actor(), org, role, build)
     db.session.commit()
     g.build_started = new.status == "queued"
-    return build_body(new, detail=True), 201
+    return new, 201
 
 
 @blp.route("/<build_id>/logs", methods=["GET"])
@@ -159,19 +157,17 @@ def retry_build(build_id):
 @permission_required("builds:read")
 def build_logs(args, build_id):
     _, _, build = _load(build_id)
-    lines = buildlogs.read(build, args["after"], args["limit"])
-    next_after = lines[-1]["seq"] if lines else args["after"]
+    page = reads.log_page(build, args["after"], args["limit"])
     wants_text = args["format"] == "text" or (
         args["format"] is None
         and request.accept_mimetypes.best_match(["application/json", "text/plain"]) == "text/plain"
         and request.accept_mimetypes["text/plain"] > request.accept_mimetypes["application/json"])
     if wants_text:
-        text = "".join(buildlogs.as_text(line) + "\n" for line in lines)
+        text = "".join(logs.as_text(line) + "\n" for line in page.lines)
         resp = Response(text, mimetype="text/plain")
-        resp.headers["X-Next-After"] = str(next_after)
+        resp.headers["X-Next-After"] = str(page.next_after)
         return resp
-    return {"buildId": str(build.id), "lines": lines, "nextAfter": next_after,
-            "status": build.status, "complete": build.is_terminal and len(lines) < args["limit"]}
+    return page
 
 
 @blp.route("/<build_id>/artifacts", methods=["GET"])
@@ -180,12 +176,12 @@ def build_logs(args, build_id):
 @permission_required("builds:read")
 def build_artifacts(build_id):
     _, _, build = _load(build_id)
-    return {"buildId": str(build.id), "artifacts": [artifact_body(build, a) for a in build.artifacts]}
+    return build
 
 
 def _send(artifact):
     """Stream the file (never loaded into memory) with Range support and checksum headers."""
-    path = service.artifact_file(artifact)
+    path = files.artifact_file(artifact)
     if not path.is_file():
         raise NotFound(f"The file of artifact '{artifact.filename}' is gone")
     try:
@@ -264,7 +260,7 @@ def artifact_download(build_id, artifact_id):
 @permission_required("builds:read")
 def build_tests(build_id):
     _, _, build = _load(build_id)
-    return service.test_summary(build)
+    return reads.test_summary(build)
 
 
 @blp.route("/<build_id>/tests", methods=["POST"])
@@ -275,9 +271,9 @@ def build_tests(build_id):
 def request_tests(data, build_id):
     """Run custom assertions against a finished bootable build, on a worker."""
     org, _, build = _load(build_id, "edit")
-    run = service.request_tests(current_actor(), org, build, data["assertions"])
+    run = lifecycle.request_tests(current_actor(), org, build, data["assertions"])
     db.session.commit()
-    return {"testRunId": str(run.id), "status": "queued", "buildId": str(build.id)}, 202
+    return run, 202
 
 
 api_blueprints = [blp]
