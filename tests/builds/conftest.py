@@ -33,7 +33,7 @@ class BuildFactory:
             formats = formats or [normalized["format"]]
             build = Build(org_id=org_id, name=normalized["name"], recipe=normalized,
                           recipe_hash=recipe_hash(normalized), formats=formats, status=status,
-                          attempt=values.pop("attempt", 1), attempts=[], conversation_id=conversation_id,
+                          attempt=values.pop("attempt", 1), attempts=values.pop("attempts", []), conversation_id=conversation_id,
                           recipe_version_id=recipe_version_id, created_by_id=created_by, **values)
             now = utcnow()
             if status != "pending":

@@ -281,3 +281,30 @@ def test_numbers_stay_unique_under_concurrent_creates(app, user, org_id):
     with app.app_context():
         numbers = sorted(db.session.scalars(select(Build.number).where(Build.org_id == org_id)))
     assert numbers == list(range(1, 13))
+
+
+def test_an_attempt_the_reaper_requeued_cannot_finish_the_build(app, builds, org_id):
+    """Attempt 1's worker stalled, the reaper re-queued the build and attempt 2 runs on another worker:
+    attempt 1 waking up can no longer succeed, fail or cancel the build, nor move its stages or progress."""
+    from app.services.builds import reaper, run
+
+    build_id = builds.create(org_id, status="building", started_ago=600, worker_name="stalled")
+    with app.app_context():  # attempt 1's worker process, with its own session
+        stale = _load(app, build_id)
+        with app.app_context():  # meanwhile: another worker's reaper, then attempt 2
+            assert dict(reaper.reap()) == {str(build_id): "retried"}
+            assert run.begin_attempt(_load(app, build_id), 2, "rescue")
+        assert stale.attempt == 1 and stale.status == "building"
+        assert run.succeed(stale, 1) is False
+        assert run.fail_attempt(stale, 1, "late", failure_class="infrastructure", code="build_error",
+                                retryable=True) == "skipped"
+        assert run.finish_cancelled(stale, 1) == "skipped"
+        run.set_stage(stale, 1, "package", "running")
+        run.set_progress(stale, 1, 77)
+    with app.app_context():
+        now = _load(app, build_id)
+        assert (now.status, now.attempt, now.worker_name, now.stage, now.progress) == \
+            ("building", 2, "rescue", "resolve", 0)
+        assert {s.name: s.status for s in now.stages}["package"] == "pending"
+        assert run.succeed(now, 2) is True
+        assert _events(app, build_id) == ["build.started", "build.completed"]

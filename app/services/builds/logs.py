@@ -53,10 +53,10 @@ def append(build, stage: str | None, level: str, message: str, *, client=None) -
     client = client or redis.client
     path = log_path(build)
     with _append_lock:
-        if not client.exists(seq_key(build.id)):
-            # The counter expired with the stream after an earlier archive: go on from the file's last line.
-            client.set(seq_key(build.id), _last_seq_on_disk(path), nx=True)
         seq = int(client.incr(seq_key(build.id)))
+        if seq == 1 and (last := _last_seq_on_disk(path)):
+            # The counter expired with the stream after an earlier archive: go on from the file's last line.
+            seq = int(client.incrby(seq_key(build.id), last))
         line = {"seq": seq, "timestamp": _now_iso(), "level": level or "info", "stage": stage or None,
                 "message": message}
         try:
