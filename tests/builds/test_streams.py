@@ -182,3 +182,38 @@ def test_api_key_streams_by_header_and_query_and_scope(client, user, builds, org
     assert client.get(f"/api/streams/builds/{build_id}?token={wrong_scope}").status_code == 403
     # The key's scope also gates the JSON API: a read-only key cannot cancel or create.
     assert client.post(f"/api/builds/{build_id}/retry", headers={"X-API-Key": raw}).status_code == 403
+
+
+@pytest.mark.timeout(60)
+def test_streams_of_a_build_that_never_starts_end_instead_of_holding_a_thread(client, auth_headers, builds, org_id,
+                                                                           app, app_config, monkeypatch, user):
+    """A build created with start: false may never start: after KILN_STREAM_PENDING_WAIT the stream says
+    `end` (not_started) and closes; the page falls back to polling, which holds no thread."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from app import create_app
+
+    monkeypatch.setitem(app.config, "KILN_STREAM_PENDING_WAIT", 1)
+    build_id = builds.create(org_id, status="pending")
+    started = time.monotonic()
+    events = parse_sse(client.get(f"/api/streams/builds/{build_id}", headers=auth_headers).get_data(as_text=True))
+    assert time.monotonic() - started < 15
+    assert [e["event"] for e in events] == ["status", "end"]
+    assert json.loads(events[0]["data"])["status"] == "pending"
+    assert json.loads(events[1]["data"]) == {"buildId": str(build_id), "status": "pending", "reason": "not_started"}
+
+    live = create_app({**app_config, "TESTING": False, "KILN_STREAM_PENDING_WAIT": 1})
+    server = make_server("127.0.0.1", 0, live, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        token = next(iter(auth_headers.values())).removeprefix("Bearer ")
+        ws = _ws(f"ws://127.0.0.1:{server.server_port}/api/builds/{build_id}/logs/stream?token={token}")
+        assert json.loads(ws.recv()) == {"type": "end", "buildId": str(build_id), "status": "pending",
+                                         "reason": "not_started"}
+        opcode, _data = ws.recv_data(control_frame=True)
+        assert opcode == websocket.ABNF.OPCODE_CLOSE  # the server closed it
+        assert time.monotonic() - started < 30
+    finally:
+        server.shutdown()
