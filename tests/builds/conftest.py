@@ -143,12 +143,13 @@ def _fresh_tenant_per_request(app):
 
 @pytest.fixture
 def start_worker(app, engine_data_dir, tmp_path):
-    """start_worker(name) -> a running `python worker.py` on the session's Redis, database and engine caches;
-    every worker started is stopped, and anything left under the engine's tmp dir is killed and unmounted."""
+    """start_worker(name, *queues) -> a running `python worker.py` (on all queues unless named) on the session's
+    Redis, database and engine caches; every worker started is stopped, and anything left under the engine's
+    tmp dir is killed and unmounted."""
     workers = []
 
-    def start(name: str) -> WorkerProcess:
-        worker = WorkerProcess(app, engine_data_dir, tmp_path / f"{name}.log", name)
+    def start(name: str, *queues: str) -> WorkerProcess:
+        worker = WorkerProcess(app, engine_data_dir, tmp_path / f"{name}.log", name, queues)
         workers.append(worker)
         return worker
 
