@@ -308,3 +308,30 @@ def test_an_attempt_the_reaper_requeued_cannot_finish_the_build(app, builds, org
         assert {s.name: s.status for s in now.stages}["package"] == "pending"
         assert run.succeed(now, 2) is True
         assert _events(app, build_id) == ["build.started", "build.completed"]
+
+
+def test_custom_test_runs_without_a_heartbeat_are_reaped(app, builds, org_id):
+    """A custom test run beats like a build; one whose worker stopped ends as an error, a queued one whose job
+    Redis lost is enqueued again, and a beating one is left alone."""
+    from datetime import timedelta
+
+    from app import queues
+    from app.extensions import db, redis
+    from app.models import TestRun
+    from app.models.base import utcnow
+    from app.services.builds import reaper, signals
+
+    build_id = builds.create(org_id, status="succeeded", image=b"iso")
+    with app.app_context():
+        long_ago = utcnow() - timedelta(minutes=10)
+        lost = TestRun(build_id=build_id, status="running", kind="custom", started_at=long_ago)
+        beating = TestRun(build_id=build_id, status="running", kind="custom", started_at=long_ago)
+        forgotten = TestRun(build_id=build_id, status="queued", kind="custom", created_at=long_ago)
+        db.session.add_all([lost, beating, forgotten])
+        db.session.commit()
+        redis.client.set(signals.test_run_heartbeat_key(beating.id), "w", ex=60)
+        outcomes = dict(reaper.reap())
+        assert outcomes == {str(lost.id): "worker_lost", str(forgotten.id): "requeued"}
+        db.session.expire_all()
+        assert lost.status == "error" and "stopped responding" in lost.error and beating.status == "running"
+        assert queues.get_queue("tests").get_job_ids() == [queues.test_run_job_id(forgotten.id)]
