@@ -12,6 +12,7 @@ from app.http.schemas import CamelSchema, PaginationArgs, QueryArgs, Timestamp
 from app.models import RecipeVersion
 from app.models.builds import BUILD_STATUSES
 from app.services.builds.reads import TEST_RUN_STATUS
+from app.services.errors import ValidationFailed
 
 
 class BuildCreateSchema(CamelSchema):
@@ -43,6 +44,20 @@ class TestRequestSchema(CamelSchema):
     __test__ = False
     # Each assertion is checked against the engine's own schema in the service, which names the bad ones.
     assertions = fields.List(fields.Raw(), required=True, validate=validate.Length(min=1, max=100))
+
+
+def whole_number(name: str, raw, *, minimum: int, default: int) -> int:
+    """A whole number a view reads by hand (a page's ?page=, a stream's cursor header), refused by name."""
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationFailed(f"{name}: '{raw}' is not a number", {name: ["Not a valid integer."]}) from None
+    if value < minimum:
+        raise ValidationFailed(f"{name}: must be {minimum} or more",
+                               {name: [f"Must be greater than or equal to {minimum}."]})
+    return value
 
 
 # ---- answers ------------------------------------------------------------------------------------

@@ -27,9 +27,9 @@ from app.models.base import parse_uuid
 from app.services import apikeys as apikey_service
 from app.services import tokens
 from app.services.builds import logs, reads, signals
-from app.services.errors import Forbidden, Unauthorized, ValidationFailed
+from app.services.errors import Forbidden, Unauthorized
 
-from .schemas import BuildStatusSchema, LiveLogLineSchema, LogLineSchema, StreamEndSchema
+from .schemas import BuildStatusSchema, LiveLogLineSchema, LogLineSchema, StreamEndSchema, whole_number
 
 stream_blp = Blueprint("build_streams", __name__)
 
@@ -81,18 +81,8 @@ def _authorize_stream():
 def _cursor() -> int:
     """The last line the client has: the later of `?after=` and `Last-Event-ID`. A browser's EventSource
     reconnects to the same URL (so the original `?after=`) and sends the last id it saw in the header."""
-    cursor = 0
-    for name, raw in (("after", request.args.get("after")), ("Last-Event-ID", request.headers.get("Last-Event-ID"))):
-        if raw in (None, ""):
-            continue
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ValidationFailed(f"{name}: must be a log line number", {name: ["Not a valid integer."]}) from None
-        if value < 0:
-            raise ValidationFailed(f"{name}: must be 0 or more", {name: ["Must be greater than or equal to 0."]})
-        cursor = max(cursor, value)
-    return cursor
+    return max(whole_number("after", request.args.get("after"), minimum=0, default=0),
+               whole_number("Last-Event-ID", request.headers.get("Last-Event-ID"), minimum=0, default=0))
 
 
 def follow(build_id, after: int):
