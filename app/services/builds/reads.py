@@ -157,8 +157,6 @@ def test_summary(build: Build) -> TestSummary:
     return TestSummary(build_id=build.id, latest=runs[-1] if runs else None, runs=runs)
 
 
-test_summary.__test__ = False
-
 
 @dataclass(frozen=True)
 class LogPage:

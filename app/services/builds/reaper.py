@@ -75,7 +75,8 @@ def reap() -> list[tuple[str, str]]:
 
 
 def start_worker(worker_name: str) -> list[tuple[str, str]]:
-    """A worker starting: claim its scratch space, reclaim what dead workers left, reap once."""
-    scratch.claim(worker_name)
+    """A worker starting: reclaim what dead workers left (one of the same name included), claim its own
+    scratch space, reap once."""
     reclaimed = [(str(path), "reclaimed") for path in scratch.reclaim_dead()]
+    scratch.claim(worker_name)
     return reclaimed + reap()

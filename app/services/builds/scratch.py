@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import time
+import uuid
 from pathlib import Path
 
 from flask import current_app
@@ -34,14 +35,19 @@ def scratch_dir(worker_name: str) -> Path:
 
 
 def claim(worker_name: str) -> Path:
-    """Create and lock this worker's scratch directory (a worker of the same name still alive is an error)."""
+    """Create this worker's scratch directory already locked: it is made under a temporary name, locked, and
+    renamed into place, so no other worker ever sees it unlocked. A directory of that name still there
+    belongs to a live worker of the same name (start_worker reclaims dead ones first)."""
     directory = scratch_dir(worker_name)
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    staging = workers_root() / f".claim-{uuid.uuid4().hex}"
+    staging.mkdir(parents=True)
+    fd = os.open(staging / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        os.rename(staging, directory)
+    except OSError:
         os.close(fd)
+        remove_tree(staging)
         raise RuntimeError(f"another worker named {worker_name!r} is running (it holds {directory})") from None
     _claimed[str(directory)] = fd
     return directory
@@ -53,7 +59,8 @@ def reclaim_dead() -> list[Path]:
     if not root.is_dir():
         return []
     reclaimed = []
-    for directory in sorted(p for p in root.iterdir() if p.is_dir() and str(p) not in _claimed):
+    for directory in sorted(p for p in root.iterdir()
+                            if p.is_dir() and not p.name.startswith(".") and str(p) not in _claimed):
         fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -73,8 +80,8 @@ def reclaim_dead() -> list[Path]:
 
 
 def processes_under(path: Path) -> list[int]:
-    """Processes whose command line, working directory or root directory is inside `path`."""
-    needle = str(path)
+    """Processes whose command line names something inside `path`, or whose working or root directory is in it."""
+    inside = re.compile(re.escape(str(path)) + r"(?:/|$|[\s,:=])")
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -84,7 +91,7 @@ def processes_under(path: Path) -> list[int]:
             where = [os.readlink(entry / "cwd"), os.readlink(entry / "root")]
         except OSError:
             continue
-        if needle in cmdline or any(w == needle or w.startswith(needle + "/") for w in where):
+        if inside.search(cmdline) or any(inside.match(w) for w in where):
             found.append(int(entry.name))
     return found
 
