@@ -14,6 +14,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable
 
 from flask import current_app
@@ -50,13 +51,14 @@ class Supervisor:
     and asks `should_stop()` (cancel requested, attempt superseded); a reason sets `cancel`, which the
     engine and the test runner obey by killing their process groups."""
 
-    def __init__(self, app, heartbeat_key: str, worker_name: str, should_stop: Callable[[], str | None]):
+    def __init__(self, app, heartbeat_key: str, worker_name: str, should_stop: Callable[[], str | None],
+                 on_stop: Callable[[str], None] | None = None):
         self.app = app
+        self.on_stop = on_stop
         self.heartbeat_key = heartbeat_key
         self.worker_name = worker_name
         self.should_stop = should_stop
         self.cancel = threading.Event()
-        self.reason: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"supervisor-{heartbeat_key}", daemon=True)
 
@@ -84,7 +86,8 @@ class Supervisor:
                     if not self.cancel.is_set():
                         reason = self.should_stop()
                         if reason:
-                            self.reason = reason
+                            if self.on_stop is not None:
+                                self.on_stop(reason)  # before the engine stops, so the line is archived
                             self.cancel.set()
                 except Exception:  # noqa: BLE001 - a Redis or database blip must not kill the supervisor
                     log.exception("supervisor of %s", self.heartbeat_key)
@@ -300,15 +303,15 @@ def run_attempt(build: Build, attempt: int, worker_name: str) -> str:
                 return f"attempt {attempt} is no longer the build's current attempt; stopping it"
         return None
 
+    # The supervisor's thread has its own session: it logs through the build's ids, not the row.
+    log_target = SimpleNamespace(id=build.id, org_id=build.org_id)
     logs.append(build, None, "info", f"attempt {attempt} started on {worker_name}")
-    with Supervisor(app, signals.heartbeat_key(build.id, attempt), worker_name, should_stop) as supervisor:
+    with Supervisor(app, signals.heartbeat_key(build.id, attempt), worker_name, should_stop,
+                    on_stop=lambda reason: logs.append(log_target, None, "warning", reason)) as supervisor:
         try:
-            outcome = _build_and_test(build, attempt, worker_name, supervisor.cancel)
+            return _build_and_test(build, attempt, worker_name, supervisor.cancel)
         finally:
             db.session.rollback()
-        if supervisor.reason:
-            logs.append(build, None, "warning", supervisor.reason)
-    return outcome
 
 
 def _build_and_test(build: Build, attempt: int, worker_name: str, cancel: threading.Event) -> str:
