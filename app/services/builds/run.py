@@ -86,9 +86,11 @@ class Supervisor:
                     if not self.cancel.is_set():
                         reason = self.should_stop()
                         if reason:
-                            if self.on_stop is not None:
-                                self.on_stop(reason)  # before the engine stops, so the line is archived
-                            self.cancel.set()
+                            try:
+                                if self.on_stop is not None:
+                                    self.on_stop(reason)  # before the engine stops, so the line is archived
+                            finally:
+                                self.cancel.set()
                 except Exception:  # noqa: BLE001 - a Redis or database blip must not kill the supervisor
                     log.exception("supervisor of %s", self.heartbeat_key)
                 finally:
