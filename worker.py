@@ -1,10 +1,13 @@
 """An RQ worker for Kiln's queues, inside the app context (jobs take ids and write to the database).
 
-Besides running jobs, every worker runs the build reaper on a thread: builds whose worker died (no
-heartbeat) are marked `worker_lost` and retried, whichever worker is left alive notices first.
+Before it takes a job, a worker claims its scratch directory, reclaims what dead workers left behind
+(their processes, mounts and temp trees) and reaps once; then, beside the jobs, it runs the reaper on a
+thread: builds whose worker died (no heartbeat) are marked `worker_lost` and retried, whichever worker is
+left alive notices first. Requests never do this.
 """
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -14,17 +17,38 @@ from rq import Worker
 from rq.serializers import JSONSerializer
 
 from app import create_app
-from app.extensions import redis
+from app.extensions import db, redis
+from app.services.builds import reaper as build_reaper
+from app.services.builds import scratch
 
 QUEUES = ["builds", "tests", "default"]
+
+
+def reaper_loop(app, stop: threading.Event) -> None:
+    """Every KILN_BUILD_REAPER_INTERVAL seconds: reap lost work and reclaim dead workers' scratch space."""
+    log = logging.getLogger("kiln.worker")
+    with app.app_context():
+        interval = float(app.config["KILN_BUILD_REAPER_INTERVAL"])
+        while not stop.wait(interval):
+            try:
+                for path in scratch.reclaim_dead():
+                    log.warning("reaper: reclaimed %s", path)
+                for item_id, outcome in build_reaper.reap():
+                    log.warning("reaper: %s %s", item_id, outcome)
+            except Exception:  # noqa: BLE001 - keep reaping after a transient DB/Redis error
+                log.exception("reaper pass failed")
+                db.session.rollback()
+            finally:
+                db.session.remove()
 
 
 def main(argv: list[str]) -> int:
     app = create_app()
     with app.app_context():
-        from app.tasks.builds import reaper_loop
-
         name = os.environ.get("KILN_WORKER_NAME") or f"{socket.gethostname()}.{os.getpid()}"
+        for item_id, outcome in build_reaper.start_worker(name):
+            app.logger.warning("worker start: %s %s", item_id, outcome)
+        db.session.remove()
         stop = threading.Event()
         reaper = threading.Thread(target=reaper_loop, args=(app, stop), name="build-reaper", daemon=True)
         reaper.start()

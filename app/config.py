@@ -78,6 +78,8 @@ def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> d
         "KILN_BUILD_MAX_ATTEMPTS": int(env.get("KILN_BUILD_MAX_ATTEMPTS", "3")),
         "KILN_BUILD_LOG_MAXLEN": int(env.get("KILN_BUILD_LOG_MAXLEN", "50000")),
         "KILN_TEST_BOOT_TIMEOUT": float(env.get("KILN_TEST_BOOT_TIMEOUT", "300")),
+        # How long a live log stream waits for a build that has not been started before it ends.
+        "KILN_STREAM_PENDING_WAIT": float(env.get("KILN_STREAM_PENDING_WAIT", "60")),
         "RATELIMIT_STORAGE_URI": redis_url,
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_KEY_PREFIX": "kiln-rl",

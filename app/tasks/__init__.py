@@ -1,1 +1,1 @@
-"""RQ jobs (`builds`) and queue plumbing (`queue`). Jobs take ids and write results to the database."""
+"""RQ job functions: ids in, a service call, the outcome recorded in the database by that service."""

@@ -89,6 +89,12 @@
     source.addEventListener("done", function () {
       self.finish();
     });
+    // The build was not started in time: the server ended the stream; polling picks up a later start.
+    source.addEventListener("end", function () {
+      source.close();
+      self.source = null;
+      self.startPolling();
+    });
     source.addEventListener("error", function () {
       // Reconnect from the last line shown (our own ?after=, not the browser's retry from the first URL),
       // a few times; then fall back to polling.

@@ -26,14 +26,14 @@ class BuildFactory:
         from app.extensions import db
         from app.models import Build, BuildArtifact, BuildStage
         from app.models.base import utcnow
-        from app.services import builds as service
+        from app.services.builds import files, lifecycle, plan
 
         with self.app.app_context():
             normalized = validate_recipe(recipe or RECIPE)
             formats = formats or [normalized["format"]]
             build = Build(org_id=org_id, name=normalized["name"], recipe=normalized,
                           recipe_hash=recipe_hash(normalized), formats=formats, status=status,
-                          attempt=values.pop("attempt", 1), attempts=[], conversation_id=conversation_id,
+                          attempt=values.pop("attempt", 1), attempts=values.pop("attempts", []), conversation_id=conversation_id,
                           recipe_version_id=recipe_version_id, created_by_id=created_by, **values)
             now = utcnow()
             if status != "pending":
@@ -44,17 +44,17 @@ class BuildFactory:
                 build.finished_at = now
                 build.progress = 100 if status == "succeeded" else 40
             build.progress = values.get("progress", build.progress or 0)
-            service._next_number_insert(build)
-            for position, (name, display) in enumerate(service.stage_plan(formats)):
+            lifecycle.insert_numbered(build)
+            for position, (name, display) in enumerate(plan.stage_plan(formats)):
                 db.session.add(BuildStage(build_id=build.id, position=position, name=name, display_name=display,
                                           status="succeeded" if status == "succeeded" else "pending"))
             if image is not None:
-                directory = service.artifacts_dir(build)
+                directory = files.artifacts_dir(build)
                 directory.mkdir(parents=True, exist_ok=True)
                 filename = f"{normalized['name']}.{formats[0]}"
                 (directory / filename).write_bytes(image)
                 db.session.add(BuildArtifact(build_id=build.id, kind=formats[0], filename=filename,
-                                             path=os.path.relpath(directory / filename, service.artifacts_root()),
+                                             path=os.path.relpath(directory / filename, files.artifacts_root()),
                                              size=len(image), sha256=hashlib.sha256(image).hexdigest()))
             db.session.commit()
             return build.id
@@ -84,6 +84,26 @@ class BuildFactory:
             if build is not None:
                 db.session.expunge(build)
             return build
+
+
+def append_log(app, build_id, lines) -> list[int]:
+    """What a worker writes: (stage, level, message) lines into the build's log; returns their seqs."""
+    from app.extensions import db
+    from app.models import Build
+    from app.services.builds import logs
+
+    with app.app_context():
+        build = db.session.get(Build, build_id)
+        return [logs.append(build, stage, level, message) for stage, level, message in lines]
+
+
+def beat(app, build_id, attempt: int = 1, worker: str = "test-worker", ttl: int = 60) -> None:
+    """What a live worker's supervisor does for the attempt it runs."""
+    from app.extensions import redis
+    from app.services.builds import signals
+
+    with app.app_context():
+        redis.client.set(signals.heartbeat_key(build_id, attempt), worker, ex=ttl)
 
 
 @pytest.fixture
@@ -123,12 +143,13 @@ def _fresh_tenant_per_request(app):
 
 @pytest.fixture
 def start_worker(app, engine_data_dir, tmp_path):
-    """start_worker(name) -> a running `python worker.py` on the session's Redis, database and engine caches;
-    every worker started is stopped, and anything left under the engine's tmp dir is killed and unmounted."""
+    """start_worker(name, *queues) -> a running `python worker.py` (on all queues unless named) on the session's
+    Redis, database and engine caches; every worker started is stopped, and anything left under the engine's
+    tmp dir is killed and unmounted."""
     workers = []
 
-    def start(name: str) -> WorkerProcess:
-        worker = WorkerProcess(app, engine_data_dir, tmp_path / f"{name}.log", name)
+    def start(name: str, *queues: str) -> WorkerProcess:
+        worker = WorkerProcess(app, engine_data_dir, tmp_path / f"{name}.log", name, queues)
         workers.append(worker)
         return worker
 

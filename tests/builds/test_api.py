@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.builds.conftest import RECIPE
+from tests.builds.conftest import RECIPE, beat
 
 
 def _create(client, headers, **body):
@@ -12,10 +12,10 @@ def _create(client, headers, **body):
 
 
 def _queue_ids(app, name="builds"):
-    from app.tasks import queue
+    from app import queues
 
     with app.app_context():
-        return queue.get_queue(name).get_job_ids()
+        return queues.get_queue(name).get_job_ids()
 
 
 # Create ------------------------------------------------------------------------------------------
@@ -38,10 +38,10 @@ def test_create_starts_by_default_and_enqueues_once(client, auth_headers, app):
     assert resp.status_code == 201 and resp.json["status"] == "queued" and resp.json["queuedAt"]
     build_id = resp.json["id"]
     assert _queue_ids(app) == [build_id]
-    from app.tasks import queue
+    from app import queues
 
     with app.app_context():
-        job = queue.enqueue_build(build_id, 1)  # already queued: a no-op
+        job = queues.enqueue_build(build_id, 1)  # already queued: a no-op
         assert job.id == build_id and job.timeout == app.config["KILN_BUILD_JOB_TIMEOUT"]
         assert job.serializer.__name__ == "JSONSerializer" if hasattr(job.serializer, "__name__") else True
     assert _queue_ids(app) == [build_id]
@@ -116,10 +116,7 @@ def test_get_and_status_shapes(client, auth_headers, builds, org_id):
     assert status["progress"] == {"currentStep": 6, "totalSteps": 6, "percentage": 100}
     assert status["startedAt"].endswith("Z")
     running = builds.create(org_id, status="building", stage="configure", progress=55, started_ago=5)
-    from app.extensions import redis
-
-    with client.application.app_context():
-        redis.client.set(f"kiln:build:{running}:heartbeat", "w", ex=60)
+    beat(client.application, running)
     st = client.get(f"/api/builds/{running}/status", headers=auth_headers).json
     assert st["progress"]["currentStep"] == 3 and st["progress"]["percentage"] == 55
     # One succeeded build took 30 s: the estimate is started + 30 s.
@@ -170,13 +167,13 @@ def test_retry_makes_a_new_build_of_the_same_recipe_version(client, auth_headers
 
 def test_delete_terminal_removes_files_else_conflict(client, auth_headers, builds, org_id, app):
     build_id = builds.create(org_id, status="succeeded", image=b"x" * 100)
-    from app.services import builds as service
+    from app.services.builds import files
 
     with app.app_context():
         from app.extensions import db
         from app.models import Build
 
-        directory = service.artifacts_dir(db.session.get(Build, build_id))
+        directory = files.artifacts_dir(db.session.get(Build, build_id))
     assert directory.is_dir()
     resp = client.delete(f"/api/builds/{build_id}", headers=auth_headers)
     assert resp.status_code == 204

@@ -18,7 +18,7 @@ import pytest
 import websocket
 
 from tests.builds.test_streams import parse_sse
-from tests.builds.workers import _kill_processes_under, _procs_under, _unmount_under, wait_for
+from tests.builds.workers import _procs_under, wait_for
 from tests.fixtures.images import SSH_RECIPE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -181,9 +181,6 @@ def test_sigkill_worker_is_lost_and_retried_then_cancel_leaves_no_process(client
     wait_for(lambda: api.status(build_id)["status"] == "building"
              and api.get(f"/api/builds/{build_id}/logs").json["nextAfter"] > 3, 300, "the build to run", interval=2)
     first.kill(signal.SIGKILL)
-    # A killed machine takes the engine's children with it; so do we, then let the system notice.
-    _kill_processes_under(engine_data_dir / "tmp")
-    _unmount_under(engine_data_dir / "tmp")
     killed_at = time.monotonic()
     lost = wait_for(lambda: (lambda b: b if b["attempt"] == 2 else None)(api.get(f"/api/builds/{build_id}").json),
                     300, "worker_lost to be detected")
@@ -194,6 +191,10 @@ def test_sigkill_worker_is_lost_and_retried_then_cancel_leaves_no_process(client
     assert lost["attempts"][0]["failureClass"] == "infrastructure"
 
     start_worker("rescue-worker")
+    # Starting, it reclaims what the dead worker left: no process, mount or temp tree of it remains.
+    doomed_scratch = engine_data_dir / "tmp" / "workers" / "doomed-worker"
+    wait_for(lambda: not doomed_scratch.exists() and not _procs_under(doomed_scratch), 120,
+             "the rescue worker to reclaim the dead worker's scratch")
     # Mid-build: while the engine runs its commands, or while the test VM boots.
     wait_for(lambda: (lambda s: s["status"] in ("building", "testing")
                       and s["stage"] in ("bootstrap", "configure", "package", "test"))(api.status(build_id)),
@@ -205,7 +206,7 @@ def test_sigkill_worker_is_lost_and_retried_then_cancel_leaves_no_process(client
     # The worker stops the engine; nothing of the build may keep running.
     build_files = Path(app.config["KILN_ARTIFACTS_DIR"])
     wait_for(lambda: not _procs_under(engine_data_dir / "tmp") and not _procs_under(build_files)
-             and not app.extensions["redis"].exists(f"kiln:build:{build_id}:heartbeat"), 15,
+             and not app.extensions["redis"].exists(f"kiln:build:{build_id}:heartbeat:2"), 15,
              "the build's processes to end", interval=0.2)
     assert time.monotonic() - cancelled_at < 15 + 1
     final = api.get(f"/api/builds/{build_id}").json

@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import base64
+import uuid
 import hashlib
+
+from tests.builds.conftest import append_log
 
 IMAGE = bytes(range(256)) * 40  # 10240 bytes, every offset distinguishable
 
 
 def _append(app, build_id, n, stage="resolve"):
-    from app.services import buildlogs
-
-    with app.app_context():
-        return [buildlogs.append(build_id, stage, "info", f"line {i}") for i in range(1, n + 1)]
+    return append_log(app, build_id, [(stage, "info", f"line {i}") for i in range(1, n + 1)])
 
 
 def test_logs_json_after_cursor_and_text(client, auth_headers, builds, org_id, app):
@@ -39,17 +39,17 @@ def test_archived_log_serves_after_redis_lets_go(client, auth_headers, builds, o
     _append(app, build_id, 4)
     from app.extensions import db, redis
     from app.models import Build
-    from app.services import buildlogs, buildrun
+    from app.services.builds import logs, run
 
     with app.app_context():
         build = db.session.get(Build, build_id)
-        buildrun.fail_attempt(build, "bad package", failure_class="user_error", code="user_error")
+        run.fail_attempt(build, 1, "bad package", failure_class="user_error", code="user_error")
         build = db.session.get(Build, build_id)
         assert build.status == "failed" and build.failure_class == "user_error"
         log_artifact = next(a for a in build.artifacts if a.kind == "log")
-        path = buildlogs.archive_path(build)
+        path = logs.log_path(build)
         assert log_artifact.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
-        redis.client.delete(buildlogs.stream_key(build_id))
+        redis.client.delete(logs.stream_key(build_id))
     body = client.get(f"/api/builds/{build_id}/logs?after=2", headers=auth_headers).json
     assert [line["message"] for line in body["lines"]] == ["line 3", "line 4"]
     arts = client.get(f"/api/builds/{build_id}/artifacts", headers=auth_headers).json["artifacts"]
@@ -94,3 +94,66 @@ def test_download_without_image_is_not_found(client, auth_headers, builds, org_i
     build_id = builds.create(org_id, status="queued")
     resp = client.get(f"/api/builds/{build_id}/download", headers=auth_headers)
     assert resp.status_code == 404 and "yet" in resp.json["error"]["message"]
+
+
+def _archived_lines(app, build_id):
+    import json
+
+    from app.extensions import db
+    from app.models import Build
+    from app.services.builds import files
+
+    with app.app_context():
+        build = db.session.get(Build, build_id)
+        artifact = next(a for a in build.artifacts if a.kind == "log")
+        raw = files.artifact_file(artifact).read_bytes()
+        assert artifact.sha256 == hashlib.sha256(raw).hexdigest() and artifact.size == len(raw)
+        return [json.loads(line) for line in raw.decode().splitlines()]
+
+
+def test_lines_past_the_stream_trim_are_read_and_archived(client, auth_headers, builds, org_id, app, monkeypatch):
+    from app.extensions import db, redis
+    from app.models import Build
+    from app.services.builds import logs, run
+
+    monkeypatch.setitem(app.config, "KILN_BUILD_LOG_MAXLEN", 10)
+    build_id = builds.create(org_id, status="building")
+    _append(app, build_id, 500)
+    with app.app_context():
+        assert redis.client.xlen(logs.stream_key(build_id)) < 500  # Redis let the first lines go
+    first = client.get(f"/api/builds/{build_id}/logs?limit=3", headers=auth_headers).json
+    assert [line["message"] for line in first["lines"]] == ["line 1", "line 2", "line 3"]
+    with app.app_context():
+        assert run.succeed(db.session.get(Build, build_id), 1)
+    archived = _archived_lines(app, build_id)
+    assert [line["seq"] for line in archived] == list(range(1, 501))
+    assert archived[0]["message"] == "line 1" and archived[-1]["message"] == "line 500"
+
+
+def test_custom_test_run_lines_join_the_archived_log(client, auth_headers, builds, org_id, app):
+    from app.extensions import db, redis
+    from app.models import Build, TestRun
+    from app.services.builds import logs, run
+    from app.tasks.builds import run_tests
+
+    build_id = builds.create(org_id, status="building", image=b"not really an iso")
+    _append(app, build_id, 3, stage="package")
+    with app.app_context():
+        assert run.succeed(db.session.get(Build, build_id), 1)
+        # The build ended an hour ago: Redis forgot its stream and its line counter.
+        logs.forget(build_id)
+    assert len(_archived_lines(app, build_id)) == 3
+    queued = client.post(f"/api/builds/{build_id}/tests", headers=auth_headers,
+                         json={"assertions": [{"type": "file_exists", "params": {"path": "/etc/hostname"}}]})
+    assert queued.status_code == 202
+    with app.app_context():
+        assert run_tests(queued.json["testRunId"]) in ("failed", "error")
+        test_run = db.session.get(TestRun, uuid.UUID(queued.json["testRunId"]))
+        assert test_run.status in ("failed", "error")
+        assert not redis.client.exists(f"kiln:testrun:{test_run.id}:heartbeat")  # beaten while it ran, then gone
+    archived = _archived_lines(app, build_id)
+    assert [line["seq"] for line in archived] == list(range(1, len(archived) + 1)), "no seq used twice"
+    custom = [line["message"] for line in archived if line["seq"] > 3]
+    assert custom[0].startswith(f"custom test run {test_run.id}") and custom[-1].endswith(test_run.status)
+    api_lines = client.get(f"/api/builds/{build_id}/logs?after=3", headers=auth_headers).json["lines"]
+    assert [line["message"] for line in api_lines] == custom

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from app.models.builds import BUILD_STATUSES, TRANSITIONS
+from tests.builds.conftest import beat
 
 
 def _load(app, build_id):
@@ -26,7 +27,7 @@ def _events(app, build_id):
 
 
 def test_transition_table_is_enforced(app, builds, org_id):
-    from app.services.builds import transition
+    from app.services.builds.lifecycle import transition
     from app.services.errors import Conflict
 
     for source in BUILD_STATUSES:
@@ -49,7 +50,7 @@ def test_terminal_states_are_final_even_for_stale_objects(app, builds, org_id):
 
     from app.extensions import db
     from app.models import Build
-    from app.services.builds import transition
+    from app.services.builds.lifecycle import transition
     from app.services.errors import Conflict
 
     build_id = builds.create(org_id, status="building")
@@ -65,18 +66,18 @@ def test_terminal_states_are_final_even_for_stale_objects(app, builds, org_id):
 
 def test_outbox_events_written_with_state_changes(app, builds, org_id):
     from app.extensions import db
-    from app.services import buildrun
+    from app.services.builds import run
 
     build_id = builds.create(org_id, status="queued")
     with app.app_context():
         build = _load(app, build_id)
-        assert buildrun.begin_attempt(build, "worker-1")
+        assert run.begin_attempt(build, 1, "worker-1")
         assert _events(app, build_id) == ["build.started"]
-        assert buildrun.succeed(build)
+        assert run.succeed(build, 1)
         assert _events(app, build_id) == ["build.started", "build.completed"]
     failed = builds.create(org_id, status="building")
     with app.app_context():
-        buildrun.fail_attempt(_load(app, failed), "unknown package foo", failure_class="user_error", code="user_error")
+        run.fail_attempt(_load(app, failed), 1, "unknown package foo", failure_class="user_error", code="user_error")
         assert _events(app, failed) == ["build.failed"]
         assert _load(app, failed).attempt == 1  # user errors are not retried
         db.session.rollback()
@@ -97,22 +98,22 @@ def test_cancel_writes_event_and_audit(client, auth_headers, builds, org_id, app
 
 
 def test_infrastructure_failures_retry_twice_then_fail(app, builds, org_id):
-    from app.services import buildrun
-    from app.tasks import queue
+    from app import queues
+    from app.services.builds import run
 
     build_id = builds.create(org_id, status="building")
     with app.app_context():
         for attempt in (1, 2):
             build = _load(app, build_id)
-            assert buildrun.fail_attempt(build, "mirror unreachable", failure_class="infrastructure",
-                                         code="build_error", retryable=True) == "retried"
+            assert run.fail_attempt(build, attempt, "mirror unreachable", failure_class="infrastructure",
+                                    code="build_error", retryable=True) == "retried"
             build = _load(app, build_id)
             assert build.status == "queued" and build.attempt == attempt + 1
-            assert queue.get_queue("builds").get_job_ids()[-1] == queue.build_job_id(build_id, attempt + 1)
-            assert buildrun.begin_attempt(build, "worker-2")
+            assert queues.get_queue("builds").get_job_ids()[-1] == queues.build_job_id(build_id, attempt + 1)
+            assert run.begin_attempt(build, attempt + 1, "worker-2")
         build = _load(app, build_id)
-        assert buildrun.fail_attempt(build, "mirror unreachable", failure_class="infrastructure",
-                                     code="build_error", retryable=True) == "failed"
+        assert run.fail_attempt(build, 3, "mirror unreachable", failure_class="infrastructure",
+                                code="build_error", retryable=True) == "failed"
         build = _load(app, build_id)
         assert build.status == "failed" and build.attempt == 3
         assert [a["attempt"] for a in build.attempts] == [1, 2, 3]
@@ -120,16 +121,18 @@ def test_infrastructure_failures_retry_twice_then_fail(app, builds, org_id):
 
 
 def test_reaper_marks_silent_builds_worker_lost_and_retries(app, builds, org_id, client, auth_headers):
-    from app.extensions import redis
-    from app.services import buildrun
+    from app.services.builds import reaper
 
     lost = builds.create(org_id, status="building", started_ago=600, worker_name="dead-worker")
     alive = builds.create(org_id, status="building", started_ago=600, worker_name="live-worker")
     fresh = builds.create(org_id, status="building", started_ago=1, worker_name="new-worker")
+    # An earlier attempt still beating somewhere does not keep the current attempt alive.
+    superseded = builds.create(org_id, status="building", started_ago=600, attempt=2, worker_name="w2")
+    beat(app, alive, worker="live-worker")
+    beat(app, superseded, attempt=1, worker="w1")
     with app.app_context():
-        redis.client.set(f"kiln:build:{alive}:heartbeat", "live-worker", ex=60)
-        outcomes = dict(buildrun.reap_lost_builds())
-    assert outcomes == {str(lost): "retried"}
+        outcomes = dict(reaper.reap())
+    assert outcomes == {str(lost): "retried", str(superseded): "retried"}
     body = client.get(f"/api/builds/{lost}", headers=auth_headers).json
     assert body["status"] == "queued" and body["attempt"] == 2
     assert body["attempts"][0]["failureCode"] == "worker_lost" and body["attempts"][0]["worker"] == "dead-worker"
@@ -138,11 +141,20 @@ def test_reaper_marks_silent_builds_worker_lost_and_retries(app, builds, org_id,
     assert client.get(f"/api/builds/{fresh}", headers=auth_headers).json["status"] == "building"
 
 
-def test_api_reads_reap_too(app, builds, org_id, client, auth_headers):
+def test_reads_never_change_a_build_the_reaper_does(app, builds, org_id, client, auth_headers):
+    """A GET (and a live stream) only reads; the workers' reaper fails the lost attempt."""
+    from app.services.builds import reaper
+
     lost = builds.create(org_id, status="testing", started_ago=600, attempt=3)
-    body = client.get(f"/api/builds/{lost}/status", headers=auth_headers).json
-    assert body["status"] == "failed"
+    assert client.get(f"/api/builds/{lost}/status", headers=auth_headers).json["status"] == "testing"
+    assert client.get(f"/api/builds/{lost}", headers=auth_headers).json["status"] == "testing"
+    assert client.get(f"/api/streams/builds/{lost}?after=0", headers=auth_headers,
+                      buffered=False).status_code == 200
+    assert client.get(f"/api/builds/{lost}", headers=auth_headers).json["status"] == "testing"
+    with app.app_context():
+        assert dict(reaper.reap()) == {str(lost): "failed"}
     detail = client.get(f"/api/builds/{lost}", headers=auth_headers).json
+    assert detail["status"] == "failed"
     assert detail["failureCode"] == "worker_lost" and detail["failureClass"] == "infrastructure"
 
 
@@ -172,10 +184,10 @@ def test_tests_endpoint_get_and_post(client, auth_headers, builds, org_id, app):
     ok = client.post(f"/api/builds/{build_id}/tests", headers=auth_headers,
                      json={"assertions": [{"type": "port_open", "params": {"port": 22}}]})
     assert ok.status_code == 202 and ok.json["status"] == "queued"
-    from app.tasks import queue
+    from app import queues
 
     with app.app_context():
-        assert queue.get_queue("tests").get_job_ids() == [f"tests-{ok.json['testRunId']}"]
+        assert queues.get_queue("tests").get_job_ids() == [f"tests-{ok.json['testRunId']}"]
     pending = client.get(f"/api/builds/{build_id}/tests", headers=auth_headers).json
     assert pending["status"] == "pending" and pending["testRunId"] == ok.json["testRunId"]
     # Not finished, or not bootable: 409.
@@ -242,8 +254,8 @@ def test_numbers_stay_unique_under_concurrent_creates(app, user, org_id):
 
     from app.extensions import db
     from app.models import Build, Organization, User
-    from app.services import builds as service
     from app.services.audit import Actor
+    from app.services.builds import lifecycle
     from tests.builds.conftest import RECIPE
 
     errors = []
@@ -254,7 +266,7 @@ def test_numbers_stay_unique_under_concurrent_creates(app, user, org_id):
                 person = db.session.get(User, user.id)
                 org = db.session.get(Organization, org_id)
                 for _ in range(n):
-                    service.create_build(Actor(user=person), org, "owner", recipe=RECIPE, start=False)
+                    lifecycle.create_build(Actor(user=person), org, "owner", recipe=RECIPE, start=False)
                     db.session.commit()
                 db.session.remove()
         except Exception as exc:  # noqa: BLE001 - reported below
@@ -269,3 +281,57 @@ def test_numbers_stay_unique_under_concurrent_creates(app, user, org_id):
     with app.app_context():
         numbers = sorted(db.session.scalars(select(Build.number).where(Build.org_id == org_id)))
     assert numbers == list(range(1, 13))
+
+
+def test_an_attempt_the_reaper_requeued_cannot_finish_the_build(app, builds, org_id):
+    """Attempt 1's worker stalled, the reaper re-queued the build and attempt 2 runs on another worker:
+    attempt 1 waking up can no longer succeed, fail or cancel the build, nor move its stages or progress."""
+    from app.services.builds import reaper, run
+
+    build_id = builds.create(org_id, status="building", started_ago=600, worker_name="stalled")
+    with app.app_context():  # attempt 1's worker process, with its own session
+        stale = _load(app, build_id)
+        with app.app_context():  # meanwhile: another worker's reaper, then attempt 2
+            assert dict(reaper.reap()) == {str(build_id): "retried"}
+            assert run.begin_attempt(_load(app, build_id), 2, "rescue")
+        assert stale.attempt == 1 and stale.status == "building"
+        assert run.succeed(stale, 1) is False
+        assert run.fail_attempt(stale, 1, "late", failure_class="infrastructure", code="build_error",
+                                retryable=True) == "skipped"
+        assert run.finish_cancelled(stale, 1) == "skipped"
+        run.set_stage(stale, 1, "package", "running")
+        run.set_progress(stale, 1, 77)
+    with app.app_context():
+        now = _load(app, build_id)
+        assert (now.status, now.attempt, now.worker_name, now.stage, now.progress) == \
+            ("building", 2, "rescue", "resolve", 0)
+        assert {s.name: s.status for s in now.stages}["package"] == "pending"
+        assert run.succeed(now, 2) is True
+        assert _events(app, build_id) == ["build.started", "build.completed"]
+
+
+def test_custom_test_runs_without_a_heartbeat_are_reaped(app, builds, org_id):
+    """A custom test run beats like a build; one whose worker stopped ends as an error, a queued one whose job
+    Redis lost is enqueued again, and a beating one is left alone."""
+    from datetime import timedelta
+
+    from app import queues
+    from app.extensions import db, redis
+    from app.models import TestRun
+    from app.models.base import utcnow
+    from app.services.builds import reaper, signals
+
+    build_id = builds.create(org_id, status="succeeded", image=b"iso")
+    with app.app_context():
+        long_ago = utcnow() - timedelta(minutes=10)
+        lost = TestRun(build_id=build_id, status="running", kind="custom", started_at=long_ago)
+        beating = TestRun(build_id=build_id, status="running", kind="custom", started_at=long_ago)
+        forgotten = TestRun(build_id=build_id, status="queued", kind="custom", created_at=long_ago)
+        db.session.add_all([lost, beating, forgotten])
+        db.session.commit()
+        redis.client.set(signals.test_run_heartbeat_key(beating.id), "w", ex=60)
+        outcomes = dict(reaper.reap())
+        assert outcomes == {str(lost.id): "worker_lost", str(forgotten.id): "requeued"}
+        db.session.expire_all()
+        assert lost.status == "error" and "stopped responding" in lost.error and beating.status == "running"
+        assert queues.get_queue("tests").get_job_ids() == [queues.test_run_job_id(forgotten.id)]

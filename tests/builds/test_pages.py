@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from tests.builds.conftest import append_log
 from tests.conftest import PASSWORD
 
 HX = {"HX-Request": "true"}
@@ -45,10 +46,7 @@ def _set_stages(app, build_id, statuses: dict, **build_values):
 
 
 def _log(app, build_id, *lines):
-    from app.services import buildlogs
-
-    with app.app_context():
-        return [buildlogs.append(build_id, stage, level, message) for stage, level, message in lines]
+    return append_log(app, build_id, lines)
 
 
 def _add_test_run(app, build_id, cases, status="failed", kind="default"):
@@ -263,16 +261,16 @@ def test_tests_failed_and_recipe_command_failures(logged_in, builds, org_id):
 def test_archived_log_is_shown_after_redis_forgot_it(app, logged_in, builds, org_id):
     from app.extensions import db
     from app.models import Build
-    from app.services import buildlogs, buildrun
+    from app.services.builds import logs, run
 
     build_id = builds.create(org_id, status="failed", failure_class="infrastructure", failure_code="build_error",
                              failure_reason="disk full")
     _log(app, build_id, ("bootstrap", "info", "line one"), ("bootstrap", "error", "disk full"))
     with app.app_context():
         build = db.session.get(Build, build_id)
-        buildrun.archive_log(build)
+        run.archive_log(build)
         db.session.commit()
-        buildlogs.forget(build_id)
+        logs.forget(build_id)
     html = logged_in.get(f"/builds/{build_id}").data.decode()
     assert "line one" in html and 'data-level="error"' in html and 'data-after="2"' in html
     # The full log downloads as the archived file once there is one.

@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import pytest
 
+from tests.builds.conftest import append_log, beat
+
 
 pytestmark = pytest.mark.browser
 
 
 def _log(app, build_id, *lines):
-    from app.services import buildlogs
-
-    with app.app_context():
-        for stage, level, message in lines:
-            buildlogs.append(build_id, stage, level, message)
+    append_log(app, build_id, lines)
 
 
 def _heartbeat(app, build_id):
-    """What a live worker does; without it the stream's reaper would call the build lost."""
-    from app.services import buildrun
-
-    with app.app_context():
-        buildrun.heartbeat(build_id, "browser-test-worker")
+    """What a live worker does (a cancelled build's stream waits for its last lines while it beats)."""
+    beat(app, build_id, worker="browser-test-worker")
 
 
 def _update(app, build_id, stages: dict | None = None, **values):
@@ -123,7 +118,7 @@ def test_log_falls_back_to_polling_when_the_stream_fails(app, logged_in_page, bu
 def test_archived_log_and_artifacts_of_a_finished_build(app, logged_in_page, builds, org_id):
     from app.extensions import db
     from app.models import Build
-    from app.services import buildlogs, buildrun
+    from app.services.builds import logs, run
 
     page = logged_in_page
     build_id = builds.create(org_id, status="failed", failure_class="user_error", failure_code="user_error",
@@ -132,9 +127,9 @@ def test_archived_log_and_artifacts_of_a_finished_build(app, logged_in_page, bui
     _log(app, build_id, ("resolve", "info", "checking 2 package(s)"),
          ("resolve", "error", "unknown package(s) in Debian trixie: nginxx"))
     with app.app_context():
-        buildrun.archive_log(db.session.get(Build, build_id))
+        run.archive_log(db.session.get(Build, build_id))
         db.session.commit()
-        buildlogs.forget(build_id)  # only the archive is left
+        logs.forget(build_id)  # only the archive is left
     page.goto(f"/builds/{build_id}")
     assert "The recipe asks for a package that does not exist in trixie: nginxx" in page.inner_text("#build-failure")
     assert page.locator("[data-log-lines] .log-line").count() == 2

@@ -9,6 +9,8 @@ import urllib.request
 import pytest
 import websocket
 
+from tests.builds.conftest import append_log, beat
+
 
 def parse_sse(text: str) -> list[dict]:
     events = []
@@ -25,10 +27,7 @@ def parse_sse(text: str) -> list[dict]:
 
 
 def _append(app, build_id, messages, stage="configure"):
-    from app.services import buildlogs
-
-    with app.app_context():
-        return [buildlogs.append(build_id, stage, "info", m) for m in messages]
+    return append_log(app, build_id, [(stage, "info", m) for m in messages])
 
 
 def test_sse_replays_and_resumes_with_last_event_id(client, auth_headers, builds, org_id, app):
@@ -78,17 +77,18 @@ def _finish_later(app, build_id, lines, delay=0.05):
     """What a worker does: lines over time, then the build ends (log archived, status committed)."""
     from app.extensions import db
     from app.models import Build
-    from app.services import buildlogs, buildrun
+    from app.services.builds import logs, run
 
-    def run():
+    def write():
         with app.app_context():
+            build = db.session.get(Build, build_id)
             for message in lines:
-                buildlogs.append(build_id, "package", "info", message)
+                logs.append(build, "package", "info", message)
                 time.sleep(delay)
-            buildrun.succeed(db.session.get(Build, build_id))
+            run.succeed(build, build.attempt)
             db.session.remove()
 
-    thread = threading.Thread(target=run, daemon=True)
+    thread = threading.Thread(target=write, daemon=True)
     thread.start()
     return thread
 
@@ -101,10 +101,7 @@ def _ws(url):
 def test_websocket_follows_live_build_and_resumes(live_server_url, factory, builds, app):
     owner = factory.user(email="ws@example.com")
     build_id = builds.create(owner.default_org_id, status="building")
-    from app.extensions import redis
-
-    with app.app_context():
-        redis.client.set(f"kiln:build:{build_id}:heartbeat", "w", ex=60)
+    beat(app, build_id)
     token = factory.token(owner)
     base = live_server_url.replace("http://", "ws://") + f"/api/v1/builds/{build_id}/logs/stream?token={token}"
     lines = [f"line {i}" for i in range(1, 41)]
@@ -132,9 +129,10 @@ def test_websocket_follows_live_build_and_resumes(live_server_url, factory, buil
     assert [m["message"] for m in seen] == lines
     # After the end: a late reconnect replays from the archive and says done.
     with app.app_context():
-        from app.services import buildlogs
+        from app.extensions import redis
+        from app.services.builds import logs
 
-        redis.client.delete(buildlogs.stream_key(build_id))
+        redis.client.delete(logs.stream_key(build_id))
     late = _ws(base + "&after=38")
     replay = [json.loads(late.recv()) for _ in range(3)]
     assert [m.get("seq") for m in replay[:2]] == [39, 40] and replay[2]["type"] == "done"
@@ -144,10 +142,7 @@ def test_websocket_follows_live_build_and_resumes(live_server_url, factory, buil
 def test_sse_follows_live_build_over_http(live_server_url, factory, builds, app):
     owner = factory.user(email="sse@example.com")
     build_id = builds.create(owner.default_org_id, status="building")
-    from app.extensions import redis
-
-    with app.app_context():
-        redis.client.set(f"kiln:build:{build_id}:heartbeat", "w", ex=60)
+    beat(app, build_id)
     token = factory.token(owner)
     writer = _finish_later(app, build_id, [f"l{i}" for i in range(1, 21)])
     req = urllib.request.Request(f"{live_server_url}/api/streams/builds/{build_id}",
@@ -187,3 +182,38 @@ def test_api_key_streams_by_header_and_query_and_scope(client, user, builds, org
     assert client.get(f"/api/streams/builds/{build_id}?token={wrong_scope}").status_code == 403
     # The key's scope also gates the JSON API: a read-only key cannot cancel or create.
     assert client.post(f"/api/builds/{build_id}/retry", headers={"X-API-Key": raw}).status_code == 403
+
+
+@pytest.mark.timeout(60)
+def test_streams_of_a_build_that_never_starts_end_instead_of_holding_a_thread(client, auth_headers, builds, org_id,
+                                                                           app, app_config, monkeypatch, user):
+    """A build created with start: false may never start: after KILN_STREAM_PENDING_WAIT the stream says
+    `end` (not_started) and closes; the page falls back to polling, which holds no thread."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from app import create_app
+
+    monkeypatch.setitem(app.config, "KILN_STREAM_PENDING_WAIT", 1)
+    build_id = builds.create(org_id, status="pending")
+    started = time.monotonic()
+    events = parse_sse(client.get(f"/api/streams/builds/{build_id}", headers=auth_headers).get_data(as_text=True))
+    assert time.monotonic() - started < 15
+    assert [e["event"] for e in events] == ["status", "end"]
+    assert json.loads(events[0]["data"])["status"] == "pending"
+    assert json.loads(events[1]["data"]) == {"buildId": str(build_id), "status": "pending", "reason": "not_started"}
+
+    live = create_app({**app_config, "TESTING": False, "KILN_STREAM_PENDING_WAIT": 1})
+    server = make_server("127.0.0.1", 0, live, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        token = next(iter(auth_headers.values())).removeprefix("Bearer ")
+        ws = _ws(f"ws://127.0.0.1:{server.server_port}/api/builds/{build_id}/logs/stream?token={token}")
+        assert json.loads(ws.recv()) == {"type": "end", "buildId": str(build_id), "status": "pending",
+                                         "reason": "not_started"}
+        opcode, _data = ws.recv_data(control_frame=True)
+        assert opcode == websocket.ABNF.OPCODE_CLOSE  # the server closed it
+        assert time.monotonic() - started < 30
+    finally:
+        server.shutdown()

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 class WorkerProcess:
     """`python worker.py` in its own session, configured like production through the environment."""
 
-    def __init__(self, app, engine_data_dir: Path, log_path: Path, name: str):
+    def __init__(self, app, engine_data_dir: Path, log_path: Path, name: str, queues: tuple[str, ...] = ()):
         env = dict(os.environ)
         env.update({
             "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
@@ -33,7 +33,7 @@ class WorkerProcess:
         })
         self.log_path = log_path
         self.log = log_path.open("ab")
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env=env,
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "worker.py"), *queues], cwd=ROOT, env=env,
                                      stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def kill(self, sig=signal.SIGKILL) -> None:
@@ -46,12 +46,32 @@ class WorkerProcess:
                 pass
         self.proc.wait(timeout=30)
 
+    def kill_python(self) -> None:
+        """SIGKILL the worker and its work horse only, as the OOM killer or a `kill -9` would: the commands
+        they started in sessions of their own live on."""
+        for pid in [self.proc.pid] + _children(self.proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(timeout=30)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.kill(signal.SIGTERM)
         self.log.close()
 
 
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
 
 
 def _descendants(root: int) -> list[int]:

@@ -7,6 +7,8 @@ has finished, so the page settles into its final state without a reload.
 """
 from __future__ import annotations
 
+import functools
+
 from flask import Blueprint, Response, current_app, flash, g, redirect, render_template, request, url_for
 from flask_login import login_required
 
@@ -15,12 +17,13 @@ from app.http.auth import current_actor, resolve_org
 from app.http.schemas import paginate
 from app.models import Build, Conversation, RecipeVersion, User
 from app.models.builds import BUILD_STATUSES
-from app.services import build_views
-from app.services import builds as service
+from app.services.builds import lifecycle, reads
+from app.services.builds import views as build_views
 from app.services.errors import DomainError, Forbidden, ValidationFailed
 from app.services.permissions import role_allows
 
 from .routes import build_start_limit
+from .schemas import whole_number
 
 bp = Blueprint("build_pages", __name__)
 
@@ -40,19 +43,6 @@ def _wants_fragment() -> bool:
     return bool(request.headers.get("HX-Request")) and not request.headers.get("HX-History-Restore-Request")
 
 
-def _positive_int(name: str, default: int) -> int:
-    raw = request.args.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationFailed(f"{name}: '{raw}' is not a number", {name: ["Not a valid integer."]}) from None
-    if value < 1:
-        raise ValidationFailed(f"{name}: must be 1 or more", {name: ["Must be greater than or equal to 1."]})
-    return value
-
-
 @bp.route("/builds")
 @login_required
 def index():
@@ -61,13 +51,13 @@ def index():
     if status is not None and status not in BUILD_STATUSES:
         raise ValidationFailed(f"status: '{status}' is not a build status; choose from {', '.join(BUILD_STATUSES)}",
                                {"status": [f"Must be one of: {', '.join(BUILD_STATUSES)}."]})
-    page = _positive_int("page", 1)
+    page = whole_number("page", request.args.get("page"), minimum=1, default=1)
     actor = current_actor()
-    rows, total = paginate(service.list_builds(org, actor=actor, role=role, status=[status] if status else None),
+    rows, total = paginate(reads.list_builds(org, actor=actor, role=role, status=[status] if status else None),
                            page, PAGE_SIZE)
     org_total = total
     if status and not rows:
-        _all, org_total = paginate(service.list_builds(org, actor=actor, role=role), 1, 1)
+        _all, org_total = paginate(reads.list_builds(org, actor=actor, role=role), 1, 1)
     context = {
         "org": org, "status": status, "statuses": BUILD_STATUSES, "page": page, "total": total,
         "pages": max(1, -(-total // PAGE_SIZE)), "has_more": page * PAGE_SIZE < total, "org_total": org_total,
@@ -79,7 +69,7 @@ def index():
 
 def _load(build_id, need: str = "view"):
     org, role = _org_and_role("builds:write" if need == "edit" else "builds:read")
-    build = service.get_build(org, build_id, actor=current_actor(), role=role, need=need)
+    build = reads.get_build(org, build_id, actor=current_actor(), role=role, need=need)
     return org, role, build
 
 
@@ -88,7 +78,7 @@ def _can_write(org, build, role: str) -> bool:
     if not role_allows(role, "builds:write"):
         return False
     try:
-        service.get_build(org, build.id, actor=current_actor(), role=role, need="edit")
+        reads.get_build(org, build.id, actor=current_actor(), role=role, need="edit")
     except DomainError:
         return False
     return True
@@ -195,42 +185,42 @@ def _action_failed(build_id, error: DomainError):
     return redirect(url_for("build_pages.detail", build_id=build_id), 303)
 
 
-@bp.route("/builds/<build_id>/cancel", methods=["POST"])
-@login_required
-def cancel(build_id):
-    org, role, build = _load(build_id, "edit")
-    try:
-        service.cancel_build(current_actor(), org, build)
-        db.session.commit()
-    except DomainError as error:
-        return _action_failed(build.id, error)
+def build_action(action: str, *, limited: bool = False):
+    """POST /builds/<id>/<action> from the build's page: the build loaded for a change, the view's service
+    call committed, and a refused change shown as a message where the button is (not an error page)."""
+    def decorator(view):
+        @functools.wraps(view)
+        def act(build_id):
+            org, role, build = _load(build_id, "edit")
+            try:
+                response = view(org, role, build)
+                db.session.commit()
+            except DomainError as error:
+                return _action_failed(build.id, error)
+            return response
+
+        fn = build_start_limit(act) if limited else act
+        return bp.route(f"/builds/<build_id>/{action}", methods=["POST"], endpoint=action)(login_required(fn))
+
+    return decorator
+
+
+@build_action("cancel")
+def cancel(org, role, build):
+    lifecycle.cancel_build(current_actor(), org, build)
     return _after_action(org, build, role, f"Build #{build.number} is cancelled.")
 
 
-@bp.route("/builds/<build_id>/start", methods=["POST"])
-@login_required
-@build_start_limit
-def start(build_id):
-    org, role, build = _load(build_id, "edit")
-    try:
-        service.start_build(current_actor(), org, build)
-        db.session.commit()
-    except DomainError as error:
-        return _action_failed(build.id, error)
+@build_action("start", limited=True)
+def start(org, role, build):
+    lifecycle.start_build(current_actor(), org, build)
     g.build_started = True  # counts against the org's build starts (shared with the API)
     return _after_action(org, build, role, f"Build #{build.number} is queued.")
 
 
-@bp.route("/builds/<build_id>/retry", methods=["POST"])
-@login_required
-@build_start_limit
-def retry(build_id):
-    org, role, build = _load(build_id, "edit")
-    try:
-        new = service.retry_build(current_actor(), org, role, build)
-        db.session.commit()
-    except DomainError as error:
-        return _action_failed(build.id, error)
+@build_action("retry", limited=True)
+def retry(org, role, build):
+    new = lifecycle.retry_build(current_actor(), org, role, build)
     g.build_started = new.status == "queued"
     target = url_for("build_pages.detail", build_id=new.id)
     flash(f"Build #{new.number} retries build #{build.number}.", "success")

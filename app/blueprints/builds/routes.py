@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 
 from flask import Response, current_app, g, request, send_file
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
@@ -10,14 +11,13 @@ from app.extensions import db, limiter, rate_limit_key
 from app.http.auth import authorize, current_actor, permission_required, resolve_org
 from app.http.blueprint import ApiBlueprint
 from app.http.errors import error_response
-from app.http.schemas import page_envelope, paginate
-from app.services import buildlogs, buildrun
-from app.services import builds as service
+from app.http.schemas import paginate
+from app.services.builds import files, lifecycle, logs, reads
 from app.services.errors import DomainError, NotFound
 
 from .schemas import (ArtifactListSchema, BuildCreateSchema, BuildDetailSchema, BuildLogsSchema, BuildPageSchema,
                       BuildQueryArgs, BuildStatusSchema, LogQueryArgs, TestRequestSchema, TestRunQueuedSchema,
-                      TestSummarySchema, artifact_body, build_body)
+                      TestSummarySchema)
 
 blp = ApiBlueprint("builds", __name__, url_prefix="/api/builds", description="Image builds")
 
@@ -40,13 +40,34 @@ build_start_limit = limiter.shared_limit(lambda: current_app.config["KILN_BUILD_
                                          key_func=_org_key, deduct_when=_started, override_defaults=False)
 
 
-def _load(build_id, need: str = "view"):
-    """Authorize the caller and fetch the build; reaping a dead worker's build on the way (API reads check too)."""
-    org, role = authorize("builds:write" if need == "edit" else "builds:read")
-    build = service.get_build(org, build_id, actor=current_actor(), role=role, need=need)
-    if build.status in ("building", "testing") and buildrun.reap_build(build):
-        db.session.refresh(build)
-    return org, role, build
+def build_view(rule: str, method: str = "GET", *, need: str = "view", status: int = 200, schema=None,
+               description: str | None = None, errors: tuple[int, ...] = (), arguments=None, location: str = "json",
+               limited: bool = False, answers=None):
+    """The stack every /api/builds/<build_id>... view shares: the route, its documented answer and errors, the
+    permission, the org's start limit where it applies, and the build loaded for the caller (a read never
+    changes it: the workers' reaper does that). The view gets `org`, `role` and `build` by keyword; `answers`
+    documents what else the 200 may carry (a file, text)."""
+    permission = "builds:write" if need == "edit" else "builds:read"
+
+    def decorator(view):
+        @functools.wraps(view)
+        def load_build(*args, build_id, **kwargs):
+            org, role = authorize(permission)
+            build = reads.get_build(org, build_id, actor=current_actor(), role=role, need=need)
+            return view(*args, org=org, role=role, build=build, **kwargs)
+
+        fn = permission_required(permission)(load_build)
+        if limited:
+            fn = build_start_limit(fn)
+        fn = blp.doc_errors(*sorted({403, 404, *errors}))(fn)
+        fn = blp.response(status, schema, description=description)(fn)
+        if answers is not None:
+            fn = answers(fn)
+        if arguments is not None:
+            fn = blp.arguments(arguments, location=location)(fn)
+        return blp.route(rule, methods=[method])(fn)
+
+    return decorator
 
 
 @blp.route("", methods=["POST"])
@@ -58,11 +79,11 @@ def _load(build_id, need: str = "view"):
 def create_build(data):
     """Build a conversation's current recipe version, or an inline recipe."""
     org, role = resolve_org()
-    build = service.create_build(current_actor(), org, role, conversation_id=data["conversation_id"],
-                                 recipe=data["recipe"], fmt=data["format"], start=data["start"])
+    build = lifecycle.create_build(current_actor(), org, role, conversation_id=data["conversation_id"],
+                                   recipe=data["recipe"], fmt=data["format"], start=data["start"])
     db.session.commit()
     g.build_started = build.status == "queued"
-    return build_body(build, detail=True), 201
+    return build, 201
 
 
 @blp.route("", methods=["GET"])
@@ -73,119 +94,87 @@ def create_build(data):
 def list_builds(args):
     """The org's builds (those in conversations the caller can see), filtered, sorted, paginated."""
     org, role = resolve_org()
-    query = service.list_builds(org, actor=current_actor(), role=role, status=args["status"],
-                                conversation_id=args["conversation_id"], sort_by=args["sort_by"],
-                                sort_order=args["sort_order"])
+    query = reads.list_builds(org, actor=current_actor(), role=role, status=args["status"],
+                              conversation_id=args["conversation_id"], sort_by=args["sort_by"],
+                              sort_order=args["sort_order"])
     rows, total = paginate(query, args["page"], args["limit"])
-    return page_envelope("builds", [build_body(b) for b in rows], total, args["page"], args["limit"])
+    return {"builds": rows, "total_count": total, "page": args["page"], "limit": args["limit"],
+            "has_more": args["page"] * args["limit"] < total}
 
 
-@blp.route("/<build_id>", methods=["GET"])
-@blp.response(200, BuildDetailSchema, description="The build with its stages and artifacts")
-@blp.doc_errors(403, 404)
-@permission_required("builds:read")
-def build_detail(build_id):
-    _, _, build = _load(build_id)
-    return build_body(build, detail=True)
+@build_view("/<build_id>", schema=BuildDetailSchema, description="The build with its stages and artifacts")
+def build_detail(*, build, **_):
+    return build
 
 
-@blp.route("/<build_id>", methods=["DELETE"])
-@blp.response(204)
-@blp.doc_errors(403, 404, 409)
-@permission_required("builds:write")
-def delete_build(build_id):
+@build_view("/<build_id>", "DELETE", need="edit", status=204, errors=(409,))
+def delete_build(*, org, build, **_):
     """Delete a finished build and its files (409 while it is pending, queued or running)."""
-    org, _, build = _load(build_id, "edit")
-    service.delete_build(current_actor(), org, build)
+    lifecycle.delete_build(current_actor(), org, build)
     db.session.commit()
     return None
 
 
-@blp.route("/<build_id>/status", methods=["GET"])
-@blp.response(200, BuildStatusSchema, description="Status, step and estimated completion")
-@blp.doc_errors(403, 404)
-@permission_required("builds:read")
-def build_status(build_id):
-    _, _, build = _load(build_id)
-    return service.status_body(build)
+@build_view("/<build_id>/status", schema=BuildStatusSchema, description="Status, step and estimated completion")
+def build_status(*, build, **_):
+    return reads.build_status(build)
 
 
-@blp.route("/<build_id>/start", methods=["POST"])
-@blp.response(200, BuildDetailSchema, description="The build, now queued")
-@blp.doc_errors(403, 404, 409, 429)
-@build_start_limit
-@permission_required("builds:write")
-def start_build(build_id):
-    org, _, build = _load(build_id, "edit")
-    service.start_build(current_actor(), org, build)
+@build_view("/<build_id>/start", "POST", need="edit", schema=BuildDetailSchema, description="The build, now queued",
+            errors=(409, 429), limited=True)
+def start_build(*, org, build, **_):
+    lifecycle.start_build(current_actor(), org, build)
     db.session.commit()
     g.build_started = True
-    return build_body(build, detail=True)
+    return build
 
 
-@blp.route("/<build_id>/cancel", methods=["POST"])
-@blp.response(200, BuildDetailSchema, description="The build, now cancelled")
-@blp.doc_errors(403, 404, 409)
-@permission_required("builds:write")
-def cancel_build(build_id):
+@build_view("/<build_id>/cancel", "POST", need="edit", schema=BuildDetailSchema,
+            description="The build, now cancelled", errors=(409,))
+def cancel_build(*, org, build, **_):
     """Cancel a queued or running build; a finished one answers 409."""
-    org, _, build = _load(build_id, "edit")
-    service.cancel_build(current_actor(), org, build)
+    lifecycle.cancel_build(current_actor(), org, build)
     db.session.commit()
-    return build_body(build, detail=True)
+    return build
 
 
-@blp.route("/<build_id>/retry", methods=["POST"])
-@blp.response(201, BuildDetailSchema, description="A new build of the same recipe version")
-@blp.doc_errors(403, 404, 409, 429)
-@build_start_limit
-@permission_required("builds:write")
-def retry_build(build_id):
-    org, role, build = _load(build_id, "edit")
-    new = service.retry_build(current_actor(), org, role, build)
+@build_view("/<build_id>/retry", "POST", need="edit", status=201, schema=BuildDetailSchema,
+            description="A new build of the same recipe version", errors=(409, 429), limited=True)
+def retry_build(*, org, role, build):
+    new = lifecycle.retry_build(current_actor(), org, role, build)
     db.session.commit()
     g.build_started = new.status == "queued"
-    return build_body(new, detail=True), 201
+    return new, 201
 
 
-@blp.route("/<build_id>/logs", methods=["GET"])
-@blp.arguments(LogQueryArgs, location="query")
-@blp.alt_response(200, success=True, content_type="text/plain", schema={"type": "string"},
-                  headers={"X-Next-After": {"description": "text/plain only: the cursor for the next request (?after=)",
-                                            "schema": {"type": "integer"}}})
-@blp.response(200, BuildLogsSchema, description="Log lines after the cursor: JSON, or text/plain (one line each) "
-                                                "with ?format=text or an Accept that prefers it")
-@blp.doc_errors(403, 404)
-@permission_required("builds:read")
-def build_logs(args, build_id):
-    _, _, build = _load(build_id)
-    lines = buildlogs.read(build, args["after"], args["limit"])
-    next_after = lines[-1]["seq"] if lines else args["after"]
+@build_view("/<build_id>/logs", schema=BuildLogsSchema, arguments=LogQueryArgs, location="query",
+            description="Log lines after the cursor: JSON, or text/plain (one line each) with ?format=text or an "
+                        "Accept that prefers it",
+            answers=blp.alt_response(200, success=True, content_type="text/plain", schema={"type": "string"},
+                                     headers={"X-Next-After": {"schema": {"type": "integer"}, "description":
+                                              "text/plain only: the cursor for the next request (?after=)"}}))
+def build_logs(args, *, build, **_):
+    page = reads.log_page(build, args["after"], args["limit"])
     wants_text = args["format"] == "text" or (
         args["format"] is None
         and request.accept_mimetypes.best_match(["application/json", "text/plain"]) == "text/plain"
         and request.accept_mimetypes["text/plain"] > request.accept_mimetypes["application/json"])
     if wants_text:
-        text = "".join(buildlogs.as_text(line) + "\n" for line in lines)
+        text = "".join(logs.as_text(line) + "\n" for line in page.lines)
         resp = Response(text, mimetype="text/plain")
-        resp.headers["X-Next-After"] = str(next_after)
+        resp.headers["X-Next-After"] = str(page.next_after)
         return resp
-    return {"buildId": str(build.id), "lines": lines, "nextAfter": next_after,
-            "status": build.status, "complete": build.is_terminal and len(lines) < args["limit"]}
+    return page
 
 
-@blp.route("/<build_id>/artifacts", methods=["GET"])
-@blp.response(200, ArtifactListSchema, description="The build's files with sizes and sha256")
-@blp.doc_errors(403, 404)
-@permission_required("builds:read")
-def build_artifacts(build_id):
-    _, _, build = _load(build_id)
-    return {"buildId": str(build.id), "artifacts": [artifact_body(build, a) for a in build.artifacts]}
+@build_view("/<build_id>/artifacts", schema=ArtifactListSchema, description="The build's files with sizes and sha256")
+def build_artifacts(*, build, **_):
+    return build
 
 
 def _send(artifact):
     """Stream the file (never loaded into memory) with Range support and checksum headers."""
-    path = service.artifact_file(artifact)
+    path = files.artifact_file(artifact)
     if not path.is_file():
         raise NotFound(f"The file of artifact '{artifact.filename}' is gone")
     try:
@@ -231,13 +220,9 @@ def _mimetype(artifact) -> str:
             "sbom": "application/json", "checksums": "text/plain"}.get(artifact.kind, "application/octet-stream")
 
 
-@blp.route("/<build_id>/download", methods=["GET"])
-@_documented_file("application/x-iso9660-image", "application/octet-stream")
-@blp.response(200, description="The primary image (Range requests supported)")
-@blp.doc_errors(403, 404, 416)
-@permission_required("builds:read")
-def build_download(build_id):
-    _, _, build = _load(build_id)
+@build_view("/<build_id>/download", description="The primary image (Range requests supported)", errors=(416,),
+            answers=_documented_file("application/x-iso9660-image", "application/octet-stream"))
+def build_download(*, build, **_):
     artifact = build.primary_artifact()
     if artifact is None:
         raise NotFound(f"Build #{build.number} has no {build.primary_format} image"
@@ -245,39 +230,28 @@ def build_download(build_id):
     return _send(artifact)
 
 
-@blp.route("/<build_id>/artifacts/<artifact_id>/download", methods=["GET"])
-@_documented_file("application/x-iso9660-image", "application/octet-stream", "application/json", "text/plain")
-@blp.response(200, description="One artifact file (Range requests supported)")
-@blp.doc_errors(403, 404, 416)
-@permission_required("builds:read")
-def artifact_download(build_id, artifact_id):
-    _, _, build = _load(build_id)
+@build_view("/<build_id>/artifacts/<artifact_id>/download", description="One artifact file (Range requests supported)",
+            errors=(416,), answers=_documented_file("application/x-iso9660-image", "application/octet-stream",
+                                                    "application/json", "text/plain"))
+def artifact_download(artifact_id, *, build, **_):
     artifact = next((a for a in build.artifacts if str(a.id) == str(artifact_id).lower()), None)
     if artifact is None:
         raise NotFound.of("Artifact", artifact_id)
     return _send(artifact)
 
 
-@blp.route("/<build_id>/tests", methods=["GET"])
-@blp.response(200, TestSummarySchema, description="The latest test run's results, and every run")
-@blp.doc_errors(403, 404)
-@permission_required("builds:read")
-def build_tests(build_id):
-    _, _, build = _load(build_id)
-    return service.test_summary(build)
+@build_view("/<build_id>/tests", schema=TestSummarySchema, description="The latest test run's results, and every run")
+def build_tests(*, build, **_):
+    return reads.test_summary(build)
 
 
-@blp.route("/<build_id>/tests", methods=["POST"])
-@blp.arguments(TestRequestSchema)
-@blp.response(202, TestRunQueuedSchema, description="The test run is queued")
-@blp.doc_errors(400, 403, 404, 409)
-@permission_required("builds:write")
-def request_tests(data, build_id):
+@build_view("/<build_id>/tests", "POST", need="edit", status=202, schema=TestRunQueuedSchema, arguments=TestRequestSchema,
+            description="The test run is queued", errors=(400, 409))
+def request_tests(data, *, org, build, **_):
     """Run custom assertions against a finished bootable build, on a worker."""
-    org, _, build = _load(build_id, "edit")
-    run = service.request_tests(current_actor(), org, build, data["assertions"])
+    run = lifecycle.request_tests(current_actor(), org, build, data["assertions"])
     db.session.commit()
-    return {"testRunId": str(run.id), "status": "queued", "buildId": str(build.id)}, 202
+    return run, 202
 
 
 api_blueprints = [blp]

@@ -1,15 +1,18 @@
-"""Builds API: request schemas and the JSON bodies (API.md, Builds)."""
+"""Builds API (API.md, Builds): what requests carry, and every answer, dumped from the models (camelCase on
+the wire through CamelSchema). The pages' live parts and the log streams dump the same schemas."""
 from __future__ import annotations
 
 from flask import url_for
-from marshmallow import fields, validate
+from marshmallow import fields, missing, validate
 from webargs.fields import DelimitedList
 
-from app.http.schemas import BodySchema, CamelSchema, PageSchema, PaginationArgs, QueryArgs, Timestamp
-from app.models.base import isoformat
+from app.engine.recipe import FORMATS
+from app.extensions import db
+from app.http.schemas import CamelSchema, PaginationArgs, QueryArgs, Timestamp
+from app.models import RecipeVersion
 from app.models.builds import BUILD_STATUSES
-
-FORMATS = ("iso", "rootfs", "oci", "qcow2")
+from app.services.builds.reads import TEST_RUN_STATUS
+from app.services.errors import ValidationFailed
 
 
 class BuildCreateSchema(CamelSchema):
@@ -43,19 +46,63 @@ class TestRequestSchema(CamelSchema):
     assertions = fields.List(fields.Raw(), required=True, validate=validate.Length(min=1, max=100))
 
 
-# ---- output: the bodies below, as the OpenAPI document describes them -------------------------------
+def whole_number(name: str, raw, *, minimum: int, default: int) -> int:
+    """A whole number a view reads by hand (a page's ?page=, a stream's cursor header), refused by name."""
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationFailed(f"{name}: '{raw}' is not a number", {name: ["Not a valid integer."]}) from None
+    if value < minimum:
+        raise ValidationFailed(f"{name}: must be {minimum} or more",
+                               {name: [f"Must be greater than or equal to {minimum}."]})
+    return value
 
-class ArtifactSchema(BodySchema):
+
+# ---- answers ------------------------------------------------------------------------------------
+
+class _ReadsAnother:
+    """A second field over an attribute another field already dumps (marshmallow refuses two fields with
+    the same `attribute`)."""
+
+    def __init__(self, source: str, **kwargs):
+        self.source = source
+        super().__init__(**kwargs)
+
+    def get_value(self, obj, attr, accessor=None, default=missing):
+        return super().get_value(obj, self.source, accessor, default)
+
+
+class UUIDOf(_ReadsAnother, fields.UUID):
+    pass
+
+
+class StringOf(_ReadsAnother, fields.String):
+    pass
+
+
+class StoredCamelSchema(CamelSchema):
+    """Dumps a dict the database stores with camelCase keys already (a build's `attempts` history)."""
+
+    def on_bind_field(self, field_name, field_obj):
+        super().on_bind_field(field_name, field_obj)
+        field_obj.attribute = field_obj.attribute or field_obj.data_key
+
+
+class ArtifactSchema(CamelSchema):
     id = fields.UUID()
     kind = fields.String(metadata={"description": "iso, qcow2, rootfs, oci, manifest, sbom, checksums or log"})
     filename = fields.String()
     size = fields.Integer(metadata={"description": "Bytes"})
     sha256 = fields.String()
     created_at = Timestamp()
-    download_url = fields.String()
+    download_url = fields.Function(
+        lambda a: url_for("builds.artifact_download", build_id=a.build_id, artifact_id=a.id),
+        metadata={"type": "string"})
 
 
-class StageSchema(BodySchema):
+class StageSchema(CamelSchema):
     name = fields.String()
     display_name = fields.String()
     status = fields.String(metadata={"description": "pending, running, succeeded, failed, skipped or cancelled"})
@@ -64,7 +111,7 @@ class StageSchema(BodySchema):
     duration = fields.Float(allow_none=True, metadata={"description": "Seconds"})
 
 
-class AttemptSchema(BodySchema):
+class AttemptSchema(StoredCamelSchema):
     """An earlier attempt of the same build that failed on infrastructure and was retried."""
 
     attempt = fields.Integer()
@@ -77,19 +124,30 @@ class AttemptSchema(BodySchema):
     finished_at = Timestamp(allow_none=True)
 
 
-class BuildSchema(BodySchema):
+def _recipe_version_number(build) -> int | None:
+    version = db.session.get(RecipeVersion, build.recipe_version_id) if build.recipe_version_id else None
+    return version.number if version is not None else None
+
+
+def _duration(build) -> float | None:
+    if build.started_at and build.finished_at:
+        return round((build.finished_at - build.started_at).total_seconds(), 1)
+    return None
+
+
+class BuildSchema(CamelSchema):
     id = fields.UUID()
-    build_id = fields.UUID(metadata={"description": "Same as id"})
+    build_id = UUIDOf("id", metadata={"description": "Same as id"})
     number = fields.Integer()
     name = fields.String()
     status = fields.String(metadata={"enum": list(BUILD_STATUSES)})
     stage = fields.String(allow_none=True)
-    stage_name = fields.String(allow_none=True)
+    stage_name = fields.String(attribute="stage_display", allow_none=True)
     progress = fields.Integer(metadata={"description": "Percent, 0-100"})
-    format = fields.String(metadata={"description": "The primary format"})
+    format = fields.String(attribute="primary_format", metadata={"description": "The primary format"})
     formats = fields.List(fields.String())
     conversation_id = fields.UUID(allow_none=True)
-    recipe_version = fields.Integer(allow_none=True)
+    recipe_version = fields.Function(_recipe_version_number, allow_none=True, metadata={"type": "integer"})
     recipe_version_id = fields.UUID(allow_none=True)
     recipe_hash = fields.String()
     created_at = Timestamp()
@@ -97,7 +155,8 @@ class BuildSchema(BodySchema):
     queued_at = Timestamp(allow_none=True)
     started_at = Timestamp(allow_none=True)
     finished_at = Timestamp(allow_none=True)
-    duration = fields.Float(allow_none=True, metadata={"description": "Seconds from start to finish"})
+    duration = fields.Function(_duration, allow_none=True,
+                               metadata={"type": "number", "description": "Seconds from start to finish"})
     failure_reason = fields.String(allow_none=True)
     failure_class = fields.String(allow_none=True, metadata={"description": "user_error or infrastructure"})
     failure_code = fields.String(allow_none=True)
@@ -108,8 +167,9 @@ class BuildSchema(BodySchema):
     worker_name = fields.String(allow_none=True)
     cached = fields.Boolean()
     cancel_requested_at = Timestamp(allow_none=True)
-    created_by = fields.UUID(allow_none=True, metadata={"description": "The user who created the build"})
-    url = fields.String()
+    created_by = fields.UUID(attribute="created_by_id", allow_none=True,
+                             metadata={"description": "The user who created the build"})
+    url = fields.Function(lambda b: url_for("builds.build_detail", build_id=b.id), metadata={"type": "string"})
 
 
 class BuildDetailSchema(BuildSchema):
@@ -118,17 +178,23 @@ class BuildDetailSchema(BuildSchema):
     artifacts = fields.List(fields.Nested(ArtifactSchema))
 
 
-class BuildPageSchema(PageSchema):
+class BuildPageSchema(CamelSchema):
+    """The list envelope (API.md): the builds of the page, and where the page is."""
+
     builds = fields.List(fields.Nested(BuildSchema))
+    total_count = fields.Integer()
+    page = fields.Integer()
+    limit = fields.Integer()
+    has_more = fields.Boolean()
 
 
-class BuildProgressSchema(BodySchema):
+class BuildProgressSchema(CamelSchema):
     current_step = fields.Integer()
     total_steps = fields.Integer()
     percentage = fields.Integer()
 
 
-class BuildStatusSchema(BodySchema):
+class BuildStatusSchema(CamelSchema):
     build_id = fields.UUID()
     status = fields.String(metadata={"enum": list(BUILD_STATUSES)})
     stage = fields.String(allow_none=True)
@@ -141,7 +207,7 @@ class BuildStatusSchema(BodySchema):
     failure_reason = fields.String(allow_none=True)
 
 
-class LogLineSchema(BodySchema):
+class LogLineSchema(CamelSchema):
     seq = fields.Integer()
     timestamp = Timestamp()
     level = fields.String()
@@ -149,7 +215,7 @@ class LogLineSchema(BodySchema):
     message = fields.String()
 
 
-class BuildLogsSchema(BodySchema):
+class BuildLogsSchema(CamelSchema):
     build_id = fields.UUID()
     lines = fields.List(fields.Nested(LogLineSchema))
     next_after = fields.Integer(metadata={"description": "The cursor for the next request (?after=)"})
@@ -157,12 +223,12 @@ class BuildLogsSchema(BodySchema):
     complete = fields.Boolean(metadata={"description": "The build ended and every line was sent"})
 
 
-class ArtifactListSchema(BodySchema):
-    build_id = fields.UUID()
+class ArtifactListSchema(CamelSchema):
+    build_id = fields.UUID(attribute="id")
     artifacts = fields.List(fields.Nested(ArtifactSchema))
 
 
-class AssertionResultSchema(BodySchema):
+class AssertionResultSchema(CamelSchema):
     type = fields.String()
     params = fields.Dict()
     result = fields.String()
@@ -170,7 +236,7 @@ class AssertionResultSchema(BodySchema):
     duration = fields.Float()
 
 
-class TestCaseSchema(BodySchema):
+class TestCaseSchema(CamelSchema):
     __test__ = False
     description = fields.String()
     status = fields.String()
@@ -178,91 +244,72 @@ class TestCaseSchema(BodySchema):
     assertions = fields.List(fields.Nested(AssertionResultSchema))
 
 
-class RequestedAssertionSchema(BodySchema):
+class RequestedAssertionSchema(CamelSchema):
     type = fields.String()
     params = fields.Dict()
 
 
-class TestRunSchema(BodySchema):
+TEST_STATUSES = ["pending", "running", "passed", "failed"]
+
+
+class TestRunSchema(CamelSchema):
     __test__ = False
     id = fields.UUID()
     kind = fields.String(metadata={"description": "default or custom"})
-    status = fields.String(metadata={"enum": ["pending", "running", "passed", "failed"]})
-    run_status = fields.String(metadata={"description": "queued, running, passed, failed, error or cancelled"})
+    status = fields.Function(lambda run: TEST_RUN_STATUS.get(run.status, run.status),
+                             metadata={"type": "string", "enum": TEST_STATUSES})
+    run_status = StringOf("status", metadata={"description": "queued, running, passed, failed, error or cancelled"})
     error = fields.String(allow_none=True)
     assertions = fields.List(fields.Nested(RequestedAssertionSchema))
     created_at = Timestamp()
     started_at = Timestamp(allow_none=True)
     finished_at = Timestamp(allow_none=True)
-    console_log = fields.Boolean(metadata={"description": "A console log of the test boot was kept"})
-    tests = fields.List(fields.Nested(TestCaseSchema))
+    console_log = fields.Function(lambda run: (run.result or {}).get("consoleLog") is not None,
+                                  metadata={"type": "boolean",
+                                            "description": "A console log of the test boot was kept"})
+    tests = fields.List(fields.Nested(TestCaseSchema), attribute="cases")
 
 
-class TestSummarySchema(BodySchema):
-    """The latest run's status and cases (kind and error only once a run exists), and every run."""
+class TestSummarySchema(CamelSchema):
+    """The latest run's status, kind, error and cases (null and empty before the first run), and every run."""
 
     __test__ = False
     build_id = fields.UUID()
-    status = fields.String(metadata={"enum": ["pending", "running", "passed", "failed"]})
+    status = fields.String(metadata={"enum": TEST_STATUSES})
     tests = fields.List(fields.Nested(TestCaseSchema))
     test_run_id = fields.UUID(allow_none=True)
-    kind = fields.String()
+    kind = fields.String(allow_none=True)
     error = fields.String(allow_none=True)
     runs = fields.List(fields.Nested(TestRunSchema))
 
 
-class TestRunQueuedSchema(BodySchema):
+class TestRunQueuedSchema(CamelSchema):
     __test__ = False
-    test_run_id = fields.UUID()
+    test_run_id = fields.UUID(attribute="id")
     status = fields.String(metadata={"enum": ["queued"]})
     build_id = fields.UUID()
 
 
-def artifact_body(build, artifact) -> dict:
-    return {
-        "id": str(artifact.id), "kind": artifact.kind, "filename": artifact.filename, "size": artifact.size,
-        "sha256": artifact.sha256, "createdAt": isoformat(artifact.created_at),
-        "downloadUrl": url_for("builds.artifact_download", build_id=build.id, artifact_id=artifact.id),
-    }
+# ---- live streams (not in the OpenAPI document: WebSocket and SSE) ------------------------------------
+
+class LogLineMetadataSchema(CamelSchema):
+    stage = fields.String(allow_none=True)
 
 
-def stage_body(stage) -> dict:
-    return {"name": stage.name, "displayName": stage.display_name, "status": stage.status,
-            "startedAt": isoformat(stage.started_at), "finishedAt": isoformat(stage.finished_at),
-            "duration": stage.duration}
+class LiveLogLineSchema(CamelSchema):
+    """A log line as the WebSocket sends it: the line, the build, and the stage under `metadata`."""
+
+    build_id = fields.UUID()
+    seq = fields.Integer()
+    timestamp = Timestamp()
+    level = fields.String()
+    message = fields.String()
+    metadata = fields.Function(lambda line: LogLineMetadataSchema().dump(line))
 
 
-def build_body(build, *, detail: bool = False) -> dict:
-    from app.models import RecipeVersion
-    from app.extensions import db
+class StreamEndSchema(CamelSchema):
+    """The last event of a stream: the build finished (`done`), or was not started in time (`end`)."""
 
-    version = db.session.get(RecipeVersion, build.recipe_version_id) if build.recipe_version_id else None
-    duration = None
-    if build.started_at and build.finished_at:
-        duration = round((build.finished_at - build.started_at).total_seconds(), 1)
-    body = {
-        "id": str(build.id), "buildId": str(build.id), "number": build.number, "name": build.name,
-        "status": build.status, "stage": build.stage, "stageName": build.stage_display,
-        "progress": int(build.progress or 0),
-        "format": build.formats[0], "formats": list(build.formats),
-        "conversationId": str(build.conversation_id) if build.conversation_id else None,
-        "recipeVersion": version.number if version is not None else None,
-        "recipeVersionId": str(build.recipe_version_id) if build.recipe_version_id else None,
-        "recipeHash": build.recipe_hash,
-        "createdAt": isoformat(build.created_at), "updatedAt": isoformat(build.updated_at),
-        "queuedAt": isoformat(build.queued_at), "startedAt": isoformat(build.started_at),
-        "finishedAt": isoformat(build.finished_at), "duration": duration,
-        "failureReason": build.failure_reason, "failureClass": build.failure_class,
-        "failureCode": build.failure_code, "failureStage": build.failure_stage,
-        "attempt": build.attempt, "attempts": list(build.attempts or []),
-        "retriedFromId": str(build.retried_from_id) if build.retried_from_id else None,
-        "workerName": build.worker_name, "cached": build.cached,
-        "cancelRequestedAt": isoformat(build.cancel_requested_at),
-        "createdBy": str(build.created_by_id) if build.created_by_id else None,
-        "url": url_for("builds.build_detail", build_id=build.id),
-    }
-    if detail:
-        body["recipe"] = build.recipe
-        body["stages"] = [stage_body(s) for s in build.stages]
-        body["artifacts"] = [artifact_body(build, a) for a in build.artifacts]
-    return body
+    build_id = fields.UUID()
+    status = fields.String()
+    reason = fields.String(metadata={"description": "Only on `end`: not_started"})

@@ -1,9 +1,12 @@
 """Live build logs and status: WebSocket /api/builds/{id}/logs/stream and SSE /api/streams/builds/{id}.
 
-Both follow the same generator: log lines after a cursor (Redis stream, or the archived build.log once
-Redis let them go), a status event whenever the status body changes, and `done` when the build has
-finished and every line has been sent. The cursor is the line's `seq`, so a client that reconnects with
-the last seq it saw gets every later line exactly once.
+Both follow the same generator: log lines after a cursor (Redis stream, or build.log once Redis let them
+go), a status event whenever the status body changes, and `done` when the build has finished and every
+line has been sent. The cursor is the line's `seq`, so a client that reconnects with the last seq it saw
+gets every later line exactly once. A build that has not been started (created with `start: false`) is
+waited for KILN_STREAM_PENDING_WAIT seconds at most; then the stream says `end` (reason `not_started`)
+and closes, so such streams never hold a server thread for good. Streams only read: the workers' reaper,
+not a reader, notices a build whose worker died.
 
 Authentication and the tenant check run in this blueprint's before_request, i.e. before the WebSocket
 upgrade: another org's build is a plain 404 and a foreign Origin a 403. Browsers cannot set headers on a
@@ -22,9 +25,11 @@ from app.http.auth import Principal, authorize, current_actor
 from app.models import Build, User
 from app.models.base import parse_uuid
 from app.services import apikeys as apikey_service
-from app.services import buildlogs, buildrun, tokens
-from app.services import builds as service
-from app.services.errors import Forbidden, Unauthorized, ValidationFailed
+from app.services import tokens
+from app.services.builds import logs, reads, signals
+from app.services.errors import Forbidden, Unauthorized
+
+from .schemas import BuildStatusSchema, LiveLogLineSchema, LogLineSchema, StreamEndSchema, whole_number
 
 stream_blp = Blueprint("build_streams", __name__)
 
@@ -68,7 +73,7 @@ def _authorize_stream():
     if request.endpoint == "build_streams.logs_ws" and not _origin_allowed():
         raise Forbidden("This WebSocket origin is not allowed", {"origin": [request.headers.get("Origin", "")]})
     org, role = authorize("builds:read")
-    build = service.get_build(org, (request.view_args or {}).get("build_id"), actor=current_actor(), role=role)
+    build = reads.get_build(org, (request.view_args or {}).get("build_id"), actor=current_actor(), role=role)
     g.stream_build_id = build.id
     g.stream_after = _cursor()
 
@@ -76,38 +81,28 @@ def _authorize_stream():
 def _cursor() -> int:
     """The last line the client has: the later of `?after=` and `Last-Event-ID`. A browser's EventSource
     reconnects to the same URL (so the original `?after=`) and sends the last id it saw in the header."""
-    cursor = 0
-    for name, raw in (("after", request.args.get("after")), ("Last-Event-ID", request.headers.get("Last-Event-ID"))):
-        if raw in (None, ""):
-            continue
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ValidationFailed(f"{name}: must be a log line number", {name: ["Not a valid integer."]}) from None
-        if value < 0:
-            raise ValidationFailed(f"{name}: must be 0 or more", {name: ["Must be greater than or equal to 0."]})
-        cursor = max(cursor, value)
-    return cursor
+    return max(whole_number("after", request.args.get("after"), minimum=0, default=0),
+               whole_number("Last-Event-ID", request.headers.get("Last-Event-ID"), minimum=0, default=0))
 
 
 def follow(build_id, after: int):
-    """Yield ("status", body), ("log", line), ("idle", None) and finally ("done", status)."""
+    """Yield ("status", body), ("log", line), ("idle", None) and finally ("done", status), or
+    ("end", status) when the build was not started within KILN_STREAM_PENDING_WAIT seconds."""
     last_status = None
     drain_until = None
+    pending_until = time.monotonic() + float(current_app.config["KILN_STREAM_PENDING_WAIT"])
     while True:
         db.session.rollback()  # a fresh snapshot: the worker commits in another process
         build = db.session.get(Build, build_id)
         if build is None:
             yield "done", "deleted"
             return
-        if build.status in ("building", "testing"):
-            buildrun.reap_build(build)
-        body = service.status_body(build)
+        body = BuildStatusSchema().dump(reads.build_status(build))
         comparable = {k: v for k, v in body.items() if k != "estimatedCompletion"}
         if comparable != last_status:
             last_status = comparable
             yield "status", body
-        lines = buildlogs.read(build, after, 500)
+        lines = logs.read(build, after, 500)
         for line in lines:
             yield "log", line
             after = line["seq"]
@@ -115,38 +110,47 @@ def follow(build_id, after: int):
             continue
         if build.is_terminal:
             # A cancelled build's worker is still stopping and writing its last lines: wait for it.
-            if build.status == "cancelled" and buildrun.heartbeat_alive(build.id):
+            if build.status == "cancelled" and signals.alive(signals.heartbeat_key(build.id, build.attempt)):
                 drain_until = drain_until or time.monotonic() + CANCEL_DRAIN_SECONDS
                 if time.monotonic() < drain_until:
-                    buildlogs.wait_for_lines(build_id, after, IDLE_TICK)
+                    logs.wait_for_lines(build_id, after, IDLE_TICK)
                     continue
             yield "done", build.status
             return
-        if not buildlogs.wait_for_lines(build_id, after, IDLE_TICK):
+        if build.status == "pending" and time.monotonic() >= pending_until:
+            yield "end", build.status
+            return
+        if not logs.wait_for_lines(build_id, after, IDLE_TICK):
             yield "idle", None
 
 
 @sock.route("/api/builds/<build_id>/logs/stream", bp=stream_blp)
 def logs_ws(ws, build_id):
-    """JSON messages {"buildId","seq","timestamp","level","message","metadata":{"stage"}}, then {"type":"done"}."""
+    """JSON messages {"buildId","seq","timestamp","level","message","metadata":{"stage"}}, then
+    {"type":"done"} (or {"type":"end","reason":"not_started"}) and a close."""
     build_key = g.stream_build_id
-    for kind, data in follow(build_key, g.stream_after):
-        if kind == "log":
-            ws.send(json.dumps({"buildId": str(build_key), "seq": data["seq"], "timestamp": data["timestamp"],
-                                "level": data["level"], "message": data["message"],
-                                "metadata": {"stage": data["stage"]}}))
-        elif kind == "done":
-            ws.send(json.dumps({"type": "done", "buildId": str(build_key), "status": data}))
-            ws.close(reason=1000, message="build finished")
-            return
-        elif kind == "idle" and not ws.connected:
-            return
-    db.session.remove()
+    try:
+        for kind, data in follow(build_key, g.stream_after):
+            if kind == "log":
+                ws.send(json.dumps(LiveLogLineSchema().dump({**data, "build_id": build_key})))
+            elif kind in ("done", "end"):
+                ws.send(json.dumps({"type": kind, **StreamEndSchema().dump(_ending(build_key, kind, data))}))
+                ws.close(reason=1000, message="build finished" if kind == "done" else "build not started")
+                return
+            elif kind == "idle" and not ws.connected:
+                return
+    finally:
+        db.session.remove()
+
+
+def _ending(build_id, kind: str, status: str) -> dict:
+    return {"build_id": build_id, "status": status, **({"reason": "not_started"} if kind == "end" else {})}
 
 
 @stream_blp.route("/api/streams/builds/<build_id>")
 def build_events(build_id):
-    """Server-sent events: `status` (the /status body), `log` (id = seq), `done`."""
+    """Server-sent events: `status` (the /status body), `log` (id = seq), then `done`, or `end` for a build
+    that was not started in time."""
     build_key, after = g.stream_build_id, g.stream_after
 
     def generate():
@@ -155,11 +159,11 @@ def build_events(build_id):
         for kind, data in follow(build_key, after):
             if kind == "log":
                 idle = 0
-                yield f"id: {data['seq']}\nevent: log\ndata: {json.dumps(data)}\n\n"
+                yield f"id: {data['seq']}\nevent: log\ndata: {json.dumps(LogLineSchema().dump(data))}\n\n"
             elif kind == "status":
                 yield f"event: status\ndata: {json.dumps(data)}\n\n"
-            elif kind == "done":
-                yield f"event: done\ndata: {json.dumps({'buildId': str(build_key), 'status': data})}\n\n"
+            elif kind in ("done", "end"):
+                yield f"event: {kind}\ndata: {json.dumps(StreamEndSchema().dump(_ending(build_key, kind, data)))}\n\n"
                 return
             else:
                 idle += 1

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from app.engine.process import CommandCancelled
+from app.engine.recipe import BOOTABLE_FORMATS as BOOTABLE, FORMATS
 from app.engine.testing import console as consolelib
 from app.engine.testing.assertions import BOOT_TYPES, FILESYSTEM_TYPES, describe, validate_assertion
 from app.engine.testing.fschecks import FS_CHECKS, CheckFailed, dpkg_packages
@@ -18,8 +19,6 @@ from app.engine.testing.results import ERROR, FAILED, PASSED, SKIPPED, Assertion
 from app.engine.testing.vm import VM, VMError
 
 LogFn = Callable[[str, str], None]
-BOOTABLE = ("iso", "qcow2")
-FORMATS = ("iso", "qcow2", "rootfs", "oci")
 AGENT_WAIT = 120.0
 BOOT_SETTLE = 3.0
 STARTUP_WAIT = 120.0

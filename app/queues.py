@@ -1,4 +1,5 @@
-"""RQ plumbing for builds and test runs: the queues, idempotent enqueue, and enqueue-after-commit.
+"""RQ plumbing: the queues, idempotent enqueue, and run-after-commit. Services import this module; it
+names the job functions of `app.tasks` by their dotted path only, so nothing here imports upward.
 
 The database is the source of truth; a job only carries ids. Jobs are enqueued after the transaction that
 made the row `queued` commits, so a worker never loads a row that is not there yet.
@@ -59,8 +60,12 @@ def enqueue_build(build_id, attempt: int) -> Job:
                          "app.tasks.builds.build_job_failed")
 
 
+def test_run_job_id(test_run_id) -> str:
+    return f"tests-{test_run_id}"
+
+
 def enqueue_test_run(test_run_id) -> Job:
-    return _enqueue_once(TESTS_QUEUE, "app.tasks.builds.run_tests", (str(test_run_id),), f"tests-{test_run_id}",
+    return _enqueue_once(TESTS_QUEUE, "app.tasks.builds.run_tests", (str(test_run_id),), test_run_job_id(test_run_id),
                          int(current_app.config["KILN_TEST_JOB_TIMEOUT"]), "app.tasks.builds.test_job_failed")
 
 

@@ -3,9 +3,11 @@ with stages still to come, and the failure reason in plain words. Reads builds; 
 from __future__ import annotations
 
 import re
+from collections import deque
 from datetime import datetime
 
 from app.models.base import isoformat, utcnow
+from app.services.builds import logs
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 RUNNING = ("queued", "building", "testing")
@@ -54,7 +56,7 @@ def is_running(status: str) -> bool:
     return status in RUNNING
 
 
-# What each failure code means, in words, and whose problem it is (codes set by app/tasks/builds.py and the reaper).
+# What each failure code means, in words, and whose problem it is (codes set by app.services.builds.run and the reaper).
 _CODE_WORDS = {
     "worker_lost": "The worker running this build stopped (worker_lost)",
     "timeout": "The build ran longer than its time limit (timeout)",
@@ -227,18 +229,14 @@ def _params_text(params) -> str:
 
 def log_view(build, limit: int = 2000) -> dict:
     """The last `limit` log lines (Redis while it holds them, else the archive) and the cursor after them."""
-    from collections import deque
-
-    from app.services import buildlogs
-
-    last = buildlogs.last_seq(build)
+    last = logs.last_seq(build)
     if last:
-        lines = buildlogs.read(build, max(0, last - limit), limit)
+        lines = logs.read(build, max(0, last - limit), limit)
         truncated = last > limit
     else:  # the seq counter expired with the stream: only the archive knows where the log ends
         tail: deque = deque(maxlen=limit)
         count = 0
-        for line in buildlogs.iter_all(build):
+        for line in logs.iter_all(build):
             tail.append(line)
             count += 1
         lines, truncated = list(tail), count > limit
