@@ -75,8 +75,17 @@ class Timestamp(fields.DateTime):
         return value
 
 
-class PageSchema(BodySchema):
-    """The list envelope page_envelope() writes; a subclass adds the items under their plural key."""
+class PageSchema(CamelSchema):
+    """The list envelope page_envelope() writes; a subclass adds the items under their plural key.
+
+    The envelope's keys are already the wire names, so each field reads the key it writes; the items are
+    dumped by the subclass's nested schema.
+    """
+
+    def on_bind_field(self, field_name, field_obj):
+        super().on_bind_field(field_name, field_obj)
+        if field_obj.attribute is None:
+            field_obj.attribute = field_obj.data_key
 
     total_count = fields.Integer()
     page = fields.Integer()

@@ -8,17 +8,15 @@ has finished, so the page settles into its final state without a reload.
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, flash, g, redirect, render_template, request, url_for
-from flask_login import login_required
 
 from app.extensions import db
-from app.http.auth import current_actor, resolve_org
+from app.http.auth import authorize, can, current_actor, page_permission
 from app.http.schemas import paginate
 from app.models import Build, Conversation, RecipeVersion, User
 from app.models.builds import BUILD_STATUSES
 from app.services import build_views
 from app.services import builds as service
-from app.services.errors import DomainError, Forbidden, ValidationFailed
-from app.services.permissions import role_allows
+from app.services.errors import DomainError, ValidationFailed
 
 from .routes import build_start_limit
 
@@ -29,10 +27,7 @@ LOG_LINES_ON_PAGE = 2000
 
 
 def _org_and_role(permission: str = "builds:read"):
-    org, role = resolve_org()
-    if not role_allows(role, permission):
-        raise Forbidden(f"Your role '{role}' does not allow {permission}")
-    return org, role
+    return authorize(permission)
 
 
 def _wants_fragment() -> bool:
@@ -54,7 +49,7 @@ def _positive_int(name: str, default: int) -> int:
 
 
 @bp.route("/builds")
-@login_required
+@page_permission()
 def index():
     org, role = _org_and_role()
     status = request.args.get("status") or None
@@ -85,7 +80,7 @@ def _load(build_id, need: str = "view"):
 
 def _can_write(org, build, role: str) -> bool:
     """Whether to show the buttons: the same check the actions make (role, then conversation edit access)."""
-    if not role_allows(role, "builds:write"):
+    if not can("builds:write"):
         return False
     try:
         service.get_build(org, build.id, actor=current_actor(), role=role, need="edit")
@@ -166,7 +161,7 @@ def _live_fragment(org, build, role: str, *, refresh_all: bool = False, notice: 
 
 
 @bp.route("/builds/<build_id>")
-@login_required
+@page_permission()
 def detail(build_id):
     org, role, build = _load(build_id)
     if _wants_fragment():
@@ -196,7 +191,7 @@ def _action_failed(build_id, error: DomainError):
 
 
 @bp.route("/builds/<build_id>/cancel", methods=["POST"])
-@login_required
+@page_permission()
 def cancel(build_id):
     org, role, build = _load(build_id, "edit")
     try:
@@ -208,7 +203,7 @@ def cancel(build_id):
 
 
 @bp.route("/builds/<build_id>/start", methods=["POST"])
-@login_required
+@page_permission()
 @build_start_limit
 def start(build_id):
     org, role, build = _load(build_id, "edit")
@@ -222,7 +217,7 @@ def start(build_id):
 
 
 @bp.route("/builds/<build_id>/retry", methods=["POST"])
-@login_required
+@page_permission()
 @build_start_limit
 def retry(build_id):
     org, role, build = _load(build_id, "edit")
