@@ -7,6 +7,7 @@ import time
 from flask import g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from app.http.htmx import error_fragment, is_htmx
 from app.services.errors import DomainError
 
 log = logging.getLogger("kiln.http")
@@ -126,8 +127,9 @@ def _retry_after_from_limit(error) -> int | None:
 
 
 def page_error(status: int, title: str, message: str):
-    template = "errors/_error.html" if request.headers.get("HX-Request") else "errors/error.html"
-    return render_template(template, status=status, title=title, message=message), status
+    if is_htmx():
+        return error_fragment(status, title, message)
+    return render_template("errors/error.html", status=status, title=title, message=message), status
 
 
 def handle_http_exception(error: HTTPException):
