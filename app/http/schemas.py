@@ -64,6 +64,20 @@ class BodySchema(CamelSchema):
         return original
 
 
+class Augmented:
+    """A model plus the few values of one answer that are not its attributes (a key's secret, whether an edit
+    changed the recipe). A response schema reads both alike; a field whose value is absent is left out."""
+
+    def __init__(self, obj, **values):
+        self._obj, self._values = obj, values
+
+    def __getattr__(self, name):
+        values = self.__dict__["_values"]
+        if name in values:
+            return values[name]
+        return getattr(self.__dict__["_obj"], name)
+
+
 class Timestamp(fields.DateTime):
     """ISO 8601 UTC with Z, documented as date-time; a string the serializer already formatted passes as is."""
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 from app.extensions import db
 from app.http.auth import current_actor, permission_required, resolve_org
 from app.http.blueprint import ApiBlueprint
-from app.http.schemas import PaginationArgs, page_envelope, paginate
+from app.http.schemas import Augmented, PaginationArgs, page_envelope, paginate
 from app.services import apikeys
 
 from .schemas import (ApiKeyCreateSchema, ApiKeyPageSchema, ApiKeyReplacementSchema, ApiKeySchema, ApiKeySecretSchema,
-                      ApiKeyUpdateSchema, ApiKeyUsagePageSchema, IssuedKey, RotateSchema)
+                      ApiKeyUpdateSchema, ApiKeyUsagePageSchema, RotateSchema)
 
 blp = ApiBlueprint("api_keys", __name__, url_prefix="/api/organizations",
                    description="API keys (admins, or keys with the admin scope)")
@@ -38,7 +38,7 @@ def create_key(data, org_id):
     key, raw = apikeys.create_key(current_actor(), resolve_org()[0], name=data["name"],
                                   description=data["description"], scopes=data["scopes"], expires_at=data["expires_at"])
     db.session.commit()
-    return IssuedKey(key, raw), 201
+    return Augmented(key, secret=raw), 201
 
 
 @blp.route("/<org_id>/api-keys/<key_id>", methods=["GET"])
@@ -91,7 +91,7 @@ def rotate_key(data, org_id, key_id):
     old = _key(key_id)
     new, raw = apikeys.rotate_key(current_actor(), old, (data or {}).get("grace_hours", 24))
     db.session.commit()
-    return IssuedKey(new, raw, previous=old), 201
+    return Augmented(new, secret=raw, previous=old), 201
 
 
 @blp.route("/<org_id>/api-keys/<key_id>/roll", methods=["POST"])
@@ -103,7 +103,7 @@ def roll_key(org_id, key_id):
     old = _key(key_id)
     new, raw = apikeys.roll_key(current_actor(), old)
     db.session.commit()
-    return IssuedKey(new, raw, previous=old), 201
+    return Augmented(new, secret=raw, previous=old), 201
 
 
 @blp.route("/<org_id>/api-keys/<key_id>/usage", methods=["GET"])

@@ -221,14 +221,6 @@ class ShareListSchema(CamelSchema):
     shares = fields.List(fields.Nested(ShareSchema))
 
 
-class IssuedKey(NamedTuple):
-    """A key in the one answer that shows its secret (create, rotate, roll), with the key it replaced."""
-
-    row: object
-    secret: str
-    previous: object = None
-
-
 class ApiKeySchema(CamelSchema):
     """A key as listed and read: never its secret."""
 
@@ -236,12 +228,12 @@ class ApiKeySchema(CamelSchema):
     org_id = fields.UUID()
     name = fields.String()
     description = fields.String()
-    prefix = fields.Method("_prefix", metadata={"type": "string",
-                                                "description": "The first characters of the key, to recognize it"})
+    prefix = fields.Function(lambda key: f"{apikeys.KEY_PREFIX}{key.prefix}", metadata={
+        "type": "string", "description": "The first characters of the key, to recognize it"})
     last_four = fields.String()
     scopes = fields.List(fields.String(metadata={"enum": list(SCOPES)}))
     active = fields.Boolean()
-    status = fields.Method("_status", metadata={
+    status = fields.Function(lambda key: apikeys.key_status(key), metadata={
         "type": "string", "enum": ["active", "inactive", "rotating", "rotated", "expired", "revoked"]})
     expires_at = Timestamp(allow_none=True)
     revoked_at = Timestamp(allow_none=True)
@@ -251,20 +243,9 @@ class ApiKeySchema(CamelSchema):
     created_by_id = fields.UUID(allow_none=True)
     created_at = Timestamp()
 
-    def get_attribute(self, obj, attr, default):
-        if isinstance(obj, IssuedKey) and attr not in ("secret", "previous"):
-            obj = obj.row
-        return super().get_attribute(obj, attr, default)
-
-    def _prefix(self, obj):
-        return f"{apikeys.KEY_PREFIX}{self.get_attribute(obj, 'prefix', None)}"
-
-    def _status(self, obj):
-        return apikeys.key_status(obj.row if isinstance(obj, IssuedKey) else obj)
-
 
 class ApiKeySecretSchema(ApiKeySchema):
-    """The create answer (an IssuedKey): the only time the secret is shown."""
+    """The create answer (the key Augmented with its `secret`): the only time the secret is shown."""
 
     key = fields.String(attribute="secret",
                         metadata={"description": "The secret; store it now, it is never shown again"})
