@@ -5,6 +5,7 @@ import logging
 import time
 
 from flask import g, jsonify, render_template, request
+from redis import exceptions as redis_errors
 from werkzeug.exceptions import HTTPException
 
 from app.http.htmx import error_fragment, is_htmx
@@ -150,6 +151,15 @@ def handle_domain_error(error: DomainError):
     return resp
 
 
+def handle_redis_down(error: Exception):
+    """Redis (tokens, rate limits, queues) is unreachable: a clean 503 the client may retry, not a crash."""
+    log.warning("redis unreachable (trace %s): %s", trace_id(), error)
+    message = "Kiln cannot reach its Redis service right now; try again shortly"
+    if wants_json():
+        return error_response(503, "SERVICE_UNAVAILABLE", message, {"redis": ["unreachable"]}, {"Retry-After": "5"})
+    return page_error(503, "Service unavailable", message)
+
+
 def handle_unexpected(error: Exception):
     if isinstance(error, HTTPException):
         return handle_http_exception(error)
@@ -162,5 +172,7 @@ def handle_unexpected(error: Exception):
 def register_error_handlers(app):
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(DomainError, handle_domain_error)
+    app.register_error_handler(redis_errors.ConnectionError, handle_redis_down)
+    app.register_error_handler(redis_errors.TimeoutError, handle_redis_down)
     app.register_error_handler(Exception, handle_unexpected)
 
