@@ -91,10 +91,16 @@ def load_principal() -> None:
 
 
 def record_key_usage(response):
-    """Usage log per key (time, method, path, status) and last-used time."""
+    """Usage log per key (time, method, path, status) and last-used time.
+
+    This commit must carry the usage row only: whatever a failed request flushed before it failed is
+    rolled back first (a view that succeeded has committed its own work already).
+    """
     principal = getattr(g, "principal", None)
     if principal is None or principal.api_key is None:
         return response
+    if response.status_code >= 400:
+        db.session.rollback()
     try:
         key = principal.api_key
         key.last_used_at = utcnow()
