@@ -107,6 +107,12 @@ class PageSchema(CamelSchema):
     has_more = fields.Boolean()
 
 
+def page_schema(name: str, key: str, item_schema) -> type[PageSchema]:
+    """The envelope of a list: `key` holds the items, dumped by `item_schema`. `name` names it in the OpenAPI
+    document (MemberPageSchema -> MemberPage)."""
+    return type(name, (PageSchema,), {key: fields.List(fields.Nested(item_schema))})
+
+
 class ErrorBodySchema(CamelSchema):
     code = fields.String()
     message = fields.String()

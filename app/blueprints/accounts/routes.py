@@ -49,32 +49,18 @@ def register(data):
     return _token_answer(user), 201
 
 
-def _login(data):
-    user = accounts.authenticate(data["email"], data["password"], data.get("totp_code"), actor=current_actor())
-    db.session.commit()
-    return _token_answer(user)
-
-
 @blp.route("/token", methods=["POST"])
+@blp.route("/login", methods=["POST"], endpoint="login")
 @blp.doc(security=[])
 @blp.arguments(LoginSchema)
 @blp.response(200, TokenResponseSchema, description="A bearer token for the API")
 @blp.doc_errors(400, 401, 429)
 @_login_limits
 def token(data):
-    """Exchange email + password (+ TOTP code) for a bearer token."""
-    return _login(data)
-
-
-@blp.route("/login", methods=["POST"])
-@blp.doc(security=[])
-@blp.arguments(LoginSchema)
-@blp.response(200, TokenResponseSchema, description="A bearer token for the API")
-@blp.doc_errors(400, 401, 429)
-@_login_limits
-def login(data):
-    """Same as /auth/token."""
-    return _login(data)
+    """Exchange email + password (+ TOTP code) for a bearer token (/auth/login is the same)."""
+    user = accounts.authenticate(data["email"], data["password"], data.get("totp_code"), actor=current_actor())
+    db.session.commit()
+    return _token_answer(user)
 
 
 @blp.route("/logout", methods=["POST"])

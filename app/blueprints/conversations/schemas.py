@@ -4,7 +4,7 @@ from __future__ import annotations
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from app.engine.recipe import dump_yaml
-from app.http.schemas import CamelSchema, PageSchema, PaginationArgs, QueryArgs, Timestamp
+from app.http.schemas import CamelSchema, PaginationArgs, QueryArgs, Timestamp, page_schema
 from app.services import conversations as service
 from app.services.conversations import MAX_MESSAGE_CHARS, MAX_NAME_CHARS
 
@@ -65,8 +65,7 @@ class ConversationSchema(CamelSchema):
     recipe_version = fields.Integer(attribute="current_version")
 
 
-class ConversationPageSchema(PageSchema):
-    conversations = fields.List(fields.Nested(ConversationSchema))
+ConversationPageSchema = page_schema("ConversationPageSchema", "conversations", ConversationSchema)
 
 
 class MessageSchema(CamelSchema):

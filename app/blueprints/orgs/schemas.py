@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 from marshmallow import fields, validate
 
-from app.http.schemas import CamelSchema, PageSchema, Timestamp
+from app.http.schemas import CamelSchema, PageSchema, Timestamp, page_schema
 from app.models.base import utcnow
 from app.models.accounts import ROLES
 from app.models.orgs import SHARE_PERMISSIONS, SHARE_TARGETS, UNIT_TYPES
@@ -115,8 +115,7 @@ class OrgDetailSchema(OrgSchema):
     member_count = fields.Function(lambda row: len(orgs.members(row.org)), metadata={"type": "integer"})
 
 
-class OrgPageSchema(PageSchema):
-    organizations = fields.List(fields.Nested(OrgSchema))
+OrgPageSchema = page_schema("OrgPageSchema", "organizations", OrgSchema)
 
 
 class UserRefSchema(CamelSchema):
@@ -132,8 +131,7 @@ class MemberSchema(UserRefSchema):
     joined_at = Timestamp(attribute="created_at")
 
 
-class MemberPageSchema(PageSchema):
-    members = fields.List(fields.Nested(MemberSchema))
+MemberPageSchema = page_schema("MemberPageSchema", "members", MemberSchema)
 
 
 class InviteSchema(CamelSchema):
@@ -148,8 +146,7 @@ class InviteSchema(CamelSchema):
     accepted_at = Timestamp(allow_none=True)
 
 
-class InvitePageSchema(PageSchema):
-    invites = fields.List(fields.Nested(InviteSchema))
+InvitePageSchema = page_schema("InvitePageSchema", "invites", InviteSchema)
 
 
 class InviteAcceptedSchema(CamelSchema):
@@ -184,16 +181,13 @@ class GroupSchema(StructureSchema):
     pass
 
 
-class UnitPageSchema(PageSchema):
-    units = fields.List(fields.Nested(UnitSchema))
+UnitPageSchema = page_schema("UnitPageSchema", "units", UnitSchema)
 
 
-class TeamPageSchema(PageSchema):
-    teams = fields.List(fields.Nested(TeamSchema))
+TeamPageSchema = page_schema("TeamPageSchema", "teams", TeamSchema)
 
 
-class GroupPageSchema(PageSchema):
-    groups = fields.List(fields.Nested(GroupSchema))
+GroupPageSchema = page_schema("GroupPageSchema", "groups", GroupSchema)
 
 
 class StructureMembershipSchema(UserRefSchema):
@@ -202,8 +196,8 @@ class StructureMembershipSchema(UserRefSchema):
     added_at = Timestamp(attribute="created_at")
 
 
-class StructureMembershipPageSchema(PageSchema):
-    members = fields.List(fields.Nested(StructureMembershipSchema))
+StructureMembershipPageSchema = page_schema("StructureMembershipPageSchema", "members",
+                                            StructureMembershipSchema)
 
 
 class ShareSchema(CamelSchema):
@@ -257,8 +251,7 @@ class ApiKeyReplacementSchema(ApiKeySecretSchema):
     previous = fields.Nested(ApiKeySchema)
 
 
-class ApiKeyPageSchema(PageSchema):
-    api_keys = fields.List(fields.Nested(ApiKeySchema))
+ApiKeyPageSchema = page_schema("ApiKeyPageSchema", "apiKeys", ApiKeySchema)
 
 
 class ApiKeyUsageSchema(CamelSchema):

@@ -33,13 +33,20 @@ def _get(kind: str, ident):
 
 # Org-level collections --------------------------------------------------------------------------------
 
-@org_blp.route("/<org_id>/units", methods=["GET"])
-@org_blp.arguments(PaginationArgs, location="query")
-@org_blp.response(200, UnitPageSchema, description="The organization's units")
-@org_blp.doc_errors(401, 403, 404)
-@permission_required("org:read", "org_id")
-def list_units(args, org_id):
-    return _list("unit", Unit.for_org(resolve_org()[0].id).order_by(Unit.name), args)
+def _register_org_list(kind: str, model, page_schema) -> None:
+    plural = PLURAL[kind]
+
+    @org_blp.route(f"/<org_id>/{plural}", methods=["GET"], endpoint=f"list_{plural}")
+    @org_blp.arguments(PaginationArgs, location="query")
+    @org_blp.response(200, page_schema, description=f"The organization's {plural}")
+    @org_blp.doc_errors(401, 403, 404)
+    @permission_required("org:read", "org_id")
+    def list_all(args, org_id):
+        return _list(kind, model.for_org(resolve_org()[0].id).order_by(model.name), args)
+
+
+_register_org_list("unit", Unit, UnitPageSchema)
+_register_org_list("group", Group, GroupPageSchema)
 
 
 @org_blp.route("/<org_id>/units", methods=["POST"])
@@ -52,15 +59,6 @@ def create_unit(data, org_id):
     row = structure.create_unit(current_actor(), resolve_org()[0], data["name"], data["type"], data["description"])
     db.session.commit()
     return row, 201
-
-
-@org_blp.route("/<org_id>/groups", methods=["GET"])
-@org_blp.arguments(PaginationArgs, location="query")
-@org_blp.response(200, GroupPageSchema, description="The organization's groups")
-@org_blp.doc_errors(401, 403, 404)
-@permission_required("org:read", "org_id")
-def list_groups(args, org_id):
-    return _list("group", Group.for_org(resolve_org()[0].id).order_by(Group.name), args)
 
 
 @org_blp.route("/<org_id>/groups", methods=["POST"])
