@@ -47,11 +47,6 @@ def error_response(status: int, code: str, message: str, details: dict | None = 
     return resp
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(p[:1].upper() + p[1:] for p in rest)
-
-
 def flatten_validation(messages, prefix: str = "") -> dict[str, list[str]]:
     """webargs nests errors by location and field; clients want `field.sub[2]: [messages]`."""
     out: dict[str, list[str]] = {}

@@ -39,12 +39,10 @@ class PaginationArgs(QueryArgs):
 class BodySchema(CamelSchema):
     """Describes a body a serializer already wrote in wire form (camelCase keys, ISO timestamps).
 
-    build_body(), org_body(), key_body() and the like are shared with the pages and the live streams, so
-    their views hand the dict over as it is. Such a schema reads the same camelCase keys and gives the body
-    back untouched: it exists for the OpenAPI document, never to reshape what clients get. A body it does
-    not describe exactly (a key it lacks, a value one of its fields would change) fails the request under
-    TESTING, so the API test that reached the view names the schema to fix; in production the body still
-    goes out as it was and the mismatch is logged.
+    On its way out: the build answers still hand such dicts over (their schemas are moving to dumping the
+    models, as CamelSchema subclasses do everywhere else). It reads the camelCase keys and gives the body
+    back untouched; a body it does not describe exactly fails the request under TESTING, and is logged in
+    production.
     """
 
     def on_bind_field(self, field_name, field_obj):
