@@ -123,5 +123,4 @@ def _init_request_pipeline(app: Flask) -> None:
         current = session.get("org_id") or str(current_user.default_org_id)
         return {"nav_orgs": orgs, "current_org_id": current}
 
-    app.jinja_env.globals["has_endpoint"] = lambda name: name in app.view_functions
     app.jinja_env.globals["kiln_version"] = __version__

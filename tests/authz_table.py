@@ -1,8 +1,8 @@
 """Who may call what: the expectation for every route of the app, read by tests/test_authorization.py.
 
 Keyed by (METHOD, rule) exactly as in `app.url_map`. A route missing here is still tested when its view
-carries `kiln_permission` (set by `permission_required`, `org_permission_required` or the org pages'
-`page_permission`): the expectation is then derived from that declaration. A route in neither place fails
+carries `kiln_permission` (set by `permission_required` for API views, or `page_permission` for pages,
+both in app/http/auth.py): the expectation is then derived from that declaration. A route in neither place fails
 the test with its name, so a new route cannot slip in without a decision about who may call it.
 Routes listed here with Perm/Page must ALSO declare the same permission on the view (checked), so a
 weakened decorator fails the test instead of silently moving the expectation with it.

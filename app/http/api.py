@@ -8,8 +8,3 @@ class KilnApi(Api):
     def _register_error_handlers(self):
         # Error handlers are registered app-wide by app.http.errors so pages keep HTML errors.
         pass
-
-    def handle_http_exception(self, error):  # pragma: no cover - not registered, kept for API symmetry
-        from app.http.errors import handle_http_exception
-
-        return handle_http_exception(error)

@@ -13,8 +13,8 @@ from app.models.base import parse_uuid, utcnow
 from app.services import apikeys as apikey_service
 from app.services import tokens
 from app.services.audit import Actor
-from app.services.errors import Forbidden, Unauthorized, ValidationFailed
-from app.services.permissions import role_allows, scopes_allow
+from app.services.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
+from app.services.permissions import api_key_role, role_allows, scopes_allow
 
 
 @dataclass
@@ -36,6 +36,42 @@ def _bearer() -> str | None:
     return None
 
 
+# Browsers cannot set headers on a WebSocket or an EventSource: these blueprints also take `?token=`.
+_QUERY_TOKEN_BLUEPRINTS: set[str] = set()
+
+
+def accept_query_token(blueprint) -> None:
+    """Let `?token=` (a JWT or an API key) authenticate this blueprint's requests, like the headers do."""
+    _QUERY_TOKEN_BLUEPRINTS.add(blueprint.name)
+
+
+def _credential() -> tuple[str, str] | None:
+    """(kind, secret) from the request: an API key header, a bearer token, or an allowed `?token=`."""
+    raw_key = request.headers.get("X-API-Key")
+    if raw_key is not None:
+        return "api_key", raw_key.strip()
+    bearer = _bearer() or None
+    if bearer is None and request.blueprint in _QUERY_TOKEN_BLUEPRINTS and not current_user.is_authenticated:
+        bearer = (request.args.get("token") or "").strip() or None
+    if bearer is None:
+        return None
+    return ("api_key" if bearer.startswith(apikey_service.KEY_PREFIX) else "jwt"), bearer
+
+
+def _principal_for(kind: str, secret: str) -> Principal:
+    if kind == "api_key":
+        key = apikey_service.find_key(secret)
+        if key is None:
+            raise Unauthorized("The API key is not valid, expired or revoked")
+        return Principal(user=db.session.get(User, key.created_by_id) if key.created_by_id else None,
+                         via="api_key", api_key=key)
+    claims = tokens.verify(current_app.config, redis.client, secret)
+    user = db.session.get(User, parse_uuid(claims["sub"]))
+    if user is None or not user.is_active:
+        raise Unauthorized("The token's user no longer exists")
+    return Principal(user=user, via="jwt", claims=claims)
+
+
 def load_principal() -> None:
     """Runs before every request. Bad credentials are remembered, and refused where auth is required."""
     g.principal = None
@@ -43,40 +79,28 @@ def load_principal() -> None:
     # g outlives a request when an app context is already pushed (pytest-flask does): drop the tenant cache.
     g.pop("current_org", None)
     g.pop("current_role", None)
-    raw_key = request.headers.get("X-API-Key")
-    bearer = _bearer()
-    if raw_key is None and bearer and bearer.startswith(apikey_service.KEY_PREFIX):
-        raw_key = bearer
-        bearer = None
-    if raw_key is not None:
-        key = apikey_service.find_key(raw_key.strip())
-        if key is None:
-            g.auth_error = "The API key is not valid, expired or revoked"
-            return
-        g.principal = Principal(user=db.session.get(User, key.created_by_id) if key.created_by_id else None,
-                                via="api_key", api_key=key)
-        return
-    if bearer:
+    credential = _credential()
+    if credential is not None:
         try:
-            claims = tokens.verify(current_app.config, redis.client, bearer)
+            g.principal = _principal_for(*credential)
         except Unauthorized as exc:
             g.auth_error = exc.message
-            return
-        user = db.session.get(User, parse_uuid(claims["sub"]))
-        if user is None or not user.is_active:
-            g.auth_error = "The token's user no longer exists"
-            return
-        g.principal = Principal(user=user, via="jwt", claims=claims)
         return
     if current_user.is_authenticated:
         g.principal = Principal(user=current_user._get_current_object(), via="session")
 
 
 def record_key_usage(response):
-    """Usage log per key (time, method, path, status) and last-used time."""
+    """Usage log per key (time, method, path, status) and last-used time.
+
+    This commit must carry the usage row only: whatever a failed request flushed before it failed is
+    rolled back first (a view that succeeded has committed its own work already).
+    """
     principal = getattr(g, "principal", None)
     if principal is None or principal.api_key is None:
         return response
+    if response.status_code >= 400:
+        db.session.rollback()
     try:
         key = principal.api_key
         key.last_used_at = utcnow()
@@ -109,6 +133,16 @@ def current_actor() -> Actor:
 
 # Tenancy --------------------------------------------------------------------------------------------
 
+def _role_in(org: Organization, principal: Principal) -> str | None:
+    """The caller's role in `org`: an API key's comes from its scopes, a person's from the membership."""
+    if principal.api_key is not None:
+        if org.id != principal.api_key.org_id:
+            raise Forbidden("This API key belongs to another organization")
+        return api_key_role(principal.api_key.scopes)
+    membership = Membership.find(org.id, principal.user.id)
+    return membership.role if membership is not None else None
+
+
 def resolve_org() -> tuple[Organization, str]:
     """The organization this request acts in, and the caller's role there (API.md: header, key, default)."""
     if "current_org" in g:
@@ -126,32 +160,43 @@ def resolve_org() -> tuple[Organization, str]:
     org = db.session.get(Organization, org_id) if org_id else None
     if org is None or org.is_deleted:
         raise Forbidden("You are not a member of this organization")
-    if principal.api_key is not None:
-        if org.id != principal.api_key.org_id:
-            raise Forbidden("This API key belongs to another organization")
-        role = "admin" if "admin" in (principal.api_key.scopes or []) else "member"
-    else:
-        membership = Membership.find(org.id, principal.user.id)
-        if membership is None:
-            if header is None and org_id != principal.user.default_org_id:
-                session.pop("org_id", None)  # the switcher pointed at an org the user has left
-                return resolve_org()
-            raise Forbidden("You are not a member of this organization")
-        role = membership.role
+    role = _role_in(org, principal)
+    if role is None:
+        if header is None and principal.api_key is None and org_id != principal.user.default_org_id:
+            session.pop("org_id", None)  # the switcher pointed at an org the user has left
+            return resolve_org()
+        raise Forbidden("You are not a member of this organization")
     g.current_org, g.current_role = org, role
     return org, role
 
 
-def authorize(permission: str) -> tuple[Organization, str]:
-    """Resolve the tenant and check the caller's role (and key scopes) for `permission`."""
+def _org_named(org_id) -> tuple[Organization, str]:
+    """The org a URL names (/organizations/{id}/...): unknown is 404, a non-member 403 (as for X-Tenant-ID).
+    It becomes this request's tenant, so resolve_org() agrees with the path."""
+    key = parse_uuid(org_id)
+    org = db.session.get(Organization, key) if key else None
+    if org is None or org.is_deleted:
+        raise NotFound.of("Organization", org_id)
+    role = _role_in(org, current_principal())
+    if role is None:
+        raise Forbidden("You are not a member of this organization")
+    g.current_org, g.current_role = org, role
+    return org, role
+
+
+def authorize(permission: str, org_id=None) -> tuple[Organization, str]:
+    """The one authorization check: resolve the org (the tenant, or the one `org_id` names) and check the
+    caller's role there, and an API key's scopes, for `permission`."""
     principal = current_principal()
-    org, role = resolve_org()
+    org, role = resolve_org() if org_id is None else _org_named(org_id)
     if principal.api_key is not None and not scopes_allow(principal.scopes, permission):
         raise Forbidden(f"The API key lacks the scope for {permission}", {"requiredScope": permission})
     if not role_allows(role, permission):
         raise Forbidden(f"Your role '{role}' does not allow {permission}")
     return org, role
 
+
+# Decorators: API views and pages ----------------------------------------------------------------------
 
 def login_required(fn):
     """Any authenticated caller (no tenant needed)."""
@@ -177,14 +222,46 @@ def user_required(fn):
     return wrapper
 
 
-def permission_required(permission: str):
+def permission_required(permission: str, org_arg: str | None = None):
+    """API views: authorize(permission) in the tenant, or in the org named by the URL argument `org_arg`.
+    kiln_permission and kiln_org_arg feed the authorization test."""
+
     def decorator(fn):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            authorize(permission)
+            authorize(permission, kwargs[org_arg] if org_arg else None)
             return fn(*args, **kwargs)
 
         wrapper.kiln_permission = permission
+        wrapper.kiln_org_arg = org_arg
         return wrapper
 
     return decorator
+
+
+def page_permission(permission: str | None = None):
+    """Pages: a signed-in person (else the log-in page); with `permission`, authorize() in the session org."""
+
+    def decorator(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            if not current_user.is_authenticated:
+                return current_app.login_manager.unauthorized()
+            if permission is not None:
+                authorize(permission)
+            return fn(*args, **kwargs)
+
+        if permission is not None:
+            wrapper.kiln_permission = permission
+        return wrapper
+
+    return decorator
+
+
+def can(permission: str) -> bool:
+    """Whether authorize(permission) would pass in the tenant: for showing or hiding a button."""
+    try:
+        authorize(permission)
+    except Forbidden:
+        return False
+    return True

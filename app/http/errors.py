@@ -5,8 +5,10 @@ import logging
 import time
 
 from flask import g, jsonify, render_template, request
+from redis import exceptions as redis_errors
 from werkzeug.exceptions import HTTPException
 
+from app.http.htmx import error_fragment, is_htmx
 from app.services.errors import DomainError
 
 log = logging.getLogger("kiln.http")
@@ -43,11 +45,6 @@ def error_response(status: int, code: str, message: str, details: dict | None = 
     for k, v in (headers or {}).items():
         resp.headers[k] = v
     return resp
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(p[:1].upper() + p[1:] for p in rest)
 
 
 def flatten_validation(messages, prefix: str = "") -> dict[str, list[str]]:
@@ -126,8 +123,9 @@ def _retry_after_from_limit(error) -> int | None:
 
 
 def page_error(status: int, title: str, message: str):
-    template = "errors/_error.html" if request.headers.get("HX-Request") else "errors/error.html"
-    return render_template(template, status=status, title=title, message=message), status
+    if is_htmx():
+        return error_fragment(status, title, message)
+    return render_template("errors/error.html", status=status, title=title, message=message), status
 
 
 def handle_http_exception(error: HTTPException):
@@ -148,6 +146,15 @@ def handle_domain_error(error: DomainError):
     return resp
 
 
+def handle_redis_down(error: Exception):
+    """Redis (tokens, rate limits, queues) is unreachable: a clean 503 the client may retry, not a crash."""
+    log.warning("redis unreachable (trace %s): %s", trace_id(), error)
+    message = "Kiln cannot reach its Redis service right now; try again shortly"
+    if wants_json():
+        return error_response(503, "SERVICE_UNAVAILABLE", message, {"redis": ["unreachable"]}, {"Retry-After": "5"})
+    return page_error(503, "Service unavailable", message)
+
+
 def handle_unexpected(error: Exception):
     if isinstance(error, HTTPException):
         return handle_http_exception(error)
@@ -160,5 +167,7 @@ def handle_unexpected(error: Exception):
 def register_error_handlers(app):
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(DomainError, handle_domain_error)
+    app.register_error_handler(redis_errors.ConnectionError, handle_redis_down)
+    app.register_error_handler(redis_errors.TimeoutError, handle_redis_down)
     app.register_error_handler(Exception, handle_unexpected)
 

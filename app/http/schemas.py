@@ -39,12 +39,10 @@ class PaginationArgs(QueryArgs):
 class BodySchema(CamelSchema):
     """Describes a body a serializer already wrote in wire form (camelCase keys, ISO timestamps).
 
-    build_body(), org_body(), key_body() and the like are shared with the pages and the live streams, so
-    their views hand the dict over as it is. Such a schema reads the same camelCase keys and gives the body
-    back untouched: it exists for the OpenAPI document, never to reshape what clients get. A body it does
-    not describe exactly (a key it lacks, a value one of its fields would change) fails the request under
-    TESTING, so the API test that reached the view names the schema to fix; in production the body still
-    goes out as it was and the mismatch is logged.
+    On its way out: the build answers still hand such dicts over (their schemas are moving to dumping the
+    models, as CamelSchema subclasses do everywhere else). It reads the camelCase keys and gives the body
+    back untouched; a body it does not describe exactly fails the request under TESTING, and is logged in
+    production.
     """
 
     def on_bind_field(self, field_name, field_obj):
@@ -64,6 +62,20 @@ class BodySchema(CamelSchema):
         return original
 
 
+class Augmented:
+    """A model plus the few values of one answer that are not its attributes (a key's secret, whether an edit
+    changed the recipe). A response schema reads both alike; a field whose value is absent is left out."""
+
+    def __init__(self, obj, **values):
+        self._obj, self._values = obj, values
+
+    def __getattr__(self, name):
+        values = self.__dict__["_values"]
+        if name in values:
+            return values[name]
+        return getattr(self.__dict__["_obj"], name)
+
+
 class Timestamp(fields.DateTime):
     """ISO 8601 UTC with Z, documented as date-time; a string the serializer already formatted passes as is."""
 
@@ -75,13 +87,28 @@ class Timestamp(fields.DateTime):
         return value
 
 
-class PageSchema(BodySchema):
-    """The list envelope page_envelope() writes; a subclass adds the items under their plural key."""
+class PageSchema(CamelSchema):
+    """The list envelope page_envelope() writes; a subclass adds the items under their plural key.
+
+    The envelope's keys are already the wire names, so each field reads the key it writes; the items are
+    dumped by the subclass's nested schema.
+    """
+
+    def on_bind_field(self, field_name, field_obj):
+        super().on_bind_field(field_name, field_obj)
+        if field_obj.attribute is None:
+            field_obj.attribute = field_obj.data_key
 
     total_count = fields.Integer()
     page = fields.Integer()
     limit = fields.Integer()
     has_more = fields.Boolean()
+
+
+def page_schema(name: str, key: str, item_schema) -> type[PageSchema]:
+    """The envelope of a list: `key` holds the items, dumped by `item_schema`. `name` names it in the OpenAPI
+    document (MemberPageSchema -> MemberPage)."""
+    return type(name, (PageSchema,), {key: fields.List(fields.Nested(item_schema))})
 
 
 class ErrorBodySchema(CamelSchema):

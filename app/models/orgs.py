@@ -5,7 +5,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, Uuid
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from app.extensions import db
 from app.models.base import IdMixin, OrgOwnedMixin, TimestampMixin, UTCDateTime
@@ -50,34 +50,35 @@ class Group(IdMixin, TimestampMixin, OrgOwnedMixin, db.Model):
     members: Mapped[list["GroupMember"]] = relationship(cascade="all, delete-orphan")
 
 
-class UnitMember(IdMixin, TimestampMixin, db.Model):
+class _UserLink(IdMixin, TimestampMixin):
+    """A user in a unit, team or group (each table adds the link to its parent)."""
+
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False)
+
+    @declared_attr
+    def user(cls):
+        return relationship("User")
+
+
+class UnitMember(_UserLink, db.Model):
     __tablename__ = "unit_members"
     __table_args__ = (UniqueConstraint("unit_id", "user_id", name="uq_unit_members_unit_user"),)
 
     unit_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("units.id", ondelete="CASCADE"), index=True, nullable=False)
-    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False)
-
-    user = relationship("User")
 
 
-class TeamMember(IdMixin, TimestampMixin, db.Model):
+class TeamMember(_UserLink, db.Model):
     __tablename__ = "team_members"
     __table_args__ = (UniqueConstraint("team_id", "user_id", name="uq_team_members_team_user"),)
 
     team_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("teams.id", ondelete="CASCADE"), index=True, nullable=False)
-    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False)
-
-    user = relationship("User")
 
 
-class GroupMember(IdMixin, TimestampMixin, db.Model):
+class GroupMember(_UserLink, db.Model):
     __tablename__ = "group_members"
     __table_args__ = (UniqueConstraint("group_id", "user_id", name="uq_group_members_group_user"),)
 
     group_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("groups.id", ondelete="CASCADE"), index=True, nullable=False)
-    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False)
-
-    user = relationship("User")
 
 
 class Invitation(IdMixin, TimestampMixin, OrgOwnedMixin, db.Model):

@@ -30,6 +30,11 @@ SCOPE_GRANTS: dict[str, set[str]] = {
 }
 
 
+def api_key_role(scopes: list[str] | None) -> str:
+    """An API key acts as an admin of its org with the admin scope, otherwise as a member."""
+    return "admin" if "admin" in (scopes or []) else "member"
+
+
 def role_allows(role: str | None, permission: str) -> bool:
     needed = PERMISSIONS[permission]
     return role is not None and ROLE_RANK.get(role, -1) >= ROLE_RANK[needed]

@@ -239,16 +239,6 @@
     });
   }
 
-  // A refused cancel/start/retry answers 4xx with a message for #build-notice (HX-Retarget); htmx
-  // would drop error answers, so let these through.
-  document.addEventListener("htmx:beforeSwap", function (ev) {
-    var xhr = ev.detail.xhr;
-    if (xhr && xhr.status >= 400 && xhr.status < 500 && xhr.getResponseHeader("HX-Retarget") === "#build-notice") {
-      ev.detail.shouldSwap = true;
-      ev.detail.isError = false;
-    }
-  });
-
   document.addEventListener("DOMContentLoaded", function () { init(document); });
   document.addEventListener("htmx:load", function (ev) { init(ev.target); });
 })();

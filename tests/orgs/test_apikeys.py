@@ -190,3 +190,24 @@ def test_deleted_org_kills_its_keys(client, acme):
     key = make_key(client, acme, ["admin"])
     assert client.delete(acme.url(), headers=acme.h(acme.owner)).status_code == 204
     assert client.get("/api/organizations", headers=key_headers(key["key"])).status_code == 401
+
+
+def test_a_failed_key_request_commits_nothing_but_its_usage_row(app, app_config, client, acme):
+    """The usage row is written after the answer; a request that failed half-way must not be committed with it.
+    The invitation row is flushed before the mail goes out; the mail server refuses the connection."""
+    from sqlalchemy import func, select
+
+    from app import create_app
+    from app.extensions import db
+    from app.models import ApiKeyUsage, Invitation
+    from tests.fixtures.services import free_port
+
+    key = make_key(client, acme, ["admin"])
+    no_mail = create_app({**app_config, "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": free_port()})
+    resp = no_mail.test_client().post(acme.url("/invites"), json={"email": "late@example.com"},
+                                      headers=key_headers(key["key"]))
+    assert resp.status_code == 500 and resp.json["error"]["code"] == "SERVER_ERROR"
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Invitation)) == 0
+        usage = db.session.scalars(select(ApiKeyUsage)).all()
+        assert [(u.method, u.status) for u in usage] == [("POST", 500)]

@@ -55,3 +55,26 @@ def test_member_role_change_and_invite_with_htmx(page, acme):
     page.click("#org-invites button:has-text('Send invitation')")
     page.wait_for_selector("tr[data-invite='newbie@example.com']")
     assert page.console_errors == []
+
+
+def test_refused_htmx_changes_are_swapped(page, acme):
+    """htmx 2 swaps nothing but 2xx by default; base.html's config makes refusals visible: a refused change
+    comes back with its real status, as the partial with the error inside or, with no partial to show, as
+    the error fragment in #error-region."""
+    login(page, acme.admin.email, PASSWORD)
+    _switch_to_acme(page, acme)
+    answers = []
+    page.on("response", lambda r: answers.append((r.request.method, r.url, r.status)))
+    page.fill("#org-members input[name=email]", "nobody@example.com")
+    page.click("#org-members button:has-text('Add member')")
+    page.wait_for_selector("#org-members [role=alert]:has-text('no Kiln account uses nobody@example.com')")
+    assert ("POST", page.url.replace("/organization", "/organization/members"), 400) in answers
+    assert page.locator("#org-members").count() == 1  # swapped in place, not nested
+
+    # An admin may not delete the organization (owners only): no partial fits, the error region says so.
+    page.evaluate("htmx.ajax('POST', '/organization/delete', {target: '#org-name', swap: 'outerHTML'})")
+    page.wait_for_selector("#error-region #error-panel:has-text('403')")
+    assert "does not allow org:delete" in page.locator("#error-region").inner_text()
+    assert page.locator("#org-name").count() == 1  # the element it was aimed at is untouched
+    refused = [e for e in page.console_errors if e.startswith("Failed to load resource: the server responded with a status of 40")]
+    assert page.console_errors == refused and len(refused) == 2

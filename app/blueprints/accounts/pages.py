@@ -4,10 +4,11 @@ from __future__ import annotations
 import pyotp
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_limiter.util import get_remote_address
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 
 from app.extensions import db, limiter
-from app.http.auth import current_actor
+from app.http.auth import current_actor, page_permission
+from app.http.htmx import is_htmx
 from app.models import Membership
 from app.models.base import parse_uuid
 from app.services import accounts
@@ -122,7 +123,7 @@ def reset_page(token: str):
 
 
 @bp.route("/account", methods=["GET", "POST"])
-@login_required
+@page_permission()
 def settings_page():
     errors: dict = {}
     if request.method == "POST":
@@ -143,7 +144,7 @@ def settings_page():
 
 
 @bp.route("/account/totp", methods=["POST"])
-@login_required
+@page_permission()
 def totp_page():
     """htmx: the two-factor panel re-renders itself (#totp-panel) through setup, enable and disable."""
     from app.services.qr import qr_svg
@@ -165,12 +166,12 @@ def totp_page():
         if action == "enable" and current_user.totp_secret:
             uri = pyotp.TOTP(current_user.totp_secret).provisioning_uri(name=current_user.email, issuer_name="Kiln")
             setup = {"secret": current_user.totp_secret, "qr": qr_svg(uri)}
-    template = "accounts/_totp.html" if request.headers.get("HX-Request") else "accounts/settings.html"
+    template = "accounts/_totp.html" if is_htmx() else "accounts/settings.html"
     return render_template(template, totp=setup, totp_error=error, errors={}), 400 if error else 200
 
 
 @bp.route("/orgs/switch", methods=["POST"])
-@login_required
+@page_permission()
 def switch_org():
     org_id = parse_uuid(request.form.get("org_id"))
     if org_id is None or Membership.find(org_id, current_user.id) is None:

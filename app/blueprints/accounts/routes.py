@@ -17,19 +17,10 @@ from .schemas import (ForgotPasswordSchema, LoginSchema, LogoutResultSchema, Log
 blp = ApiBlueprint("auth", __name__, url_prefix="/api/auth", description="Accounts and tokens")
 
 
-def user_body(user) -> dict:
-    return {
-        "id": user.id, "email": user.email, "name": user.name, "totp_enabled": user.totp_enabled,
-        "default_org_id": user.default_org_id, "created_at": user.created_at,
-        "organizations": [{"id": m.org.id, "name": m.org.name, "role": m.role, "personal": m.org.personal}
-                          for m in accounts.memberships_of(user)],
-    }
-
-
-def token_body(user) -> dict:
-    """Shaped by TokenResponseSchema (which also writes the legacy `expires_in`)."""
+def _token_answer(user) -> dict:
+    """What TokenResponseSchema dumps (it also writes the legacy `expires_in`)."""
     token, expires_in = tokens.issue(current_app.config, redis.client, user.id, user.default_org_id)
-    return {"token": token, "expires_in": expires_in, "user": user_body(user)}
+    return {"token": token, "expires_in": expires_in, "user": user}
 
 
 def _login_account_key() -> str:
@@ -55,36 +46,21 @@ def register(data):
     """Create an account (and its personal organization)."""
     user = accounts.register_user(data["email"], data["password"], data["name"], actor=current_actor())
     db.session.commit()
-    body = token_body(user)
-    return body, 201
-
-
-def _login(data):
-    user = accounts.authenticate(data["email"], data["password"], data.get("totp_code"), actor=current_actor())
-    db.session.commit()
-    return token_body(user)
+    return _token_answer(user), 201
 
 
 @blp.route("/token", methods=["POST"])
+@blp.route("/login", methods=["POST"], endpoint="login")
 @blp.doc(security=[])
 @blp.arguments(LoginSchema)
 @blp.response(200, TokenResponseSchema, description="A bearer token for the API")
 @blp.doc_errors(400, 401, 429)
 @_login_limits
 def token(data):
-    """Exchange email + password (+ TOTP code) for a bearer token."""
-    return _login(data)
-
-
-@blp.route("/login", methods=["POST"])
-@blp.doc(security=[])
-@blp.arguments(LoginSchema)
-@blp.response(200, TokenResponseSchema, description="A bearer token for the API")
-@blp.doc_errors(400, 401, 429)
-@_login_limits
-def login(data):
-    """Same as /auth/token."""
-    return _login(data)
+    """Exchange email + password (+ TOTP code) for a bearer token (/auth/login is the same)."""
+    user = accounts.authenticate(data["email"], data["password"], data.get("totp_code"), actor=current_actor())
+    db.session.commit()
+    return _token_answer(user)
 
 
 @blp.route("/logout", methods=["POST"])
@@ -99,7 +75,7 @@ def logout(data=None):
     tokens.revoke(redis.client, principal.claims)
     if (data or {}).get("all_devices"):
         tokens.revoke_all(redis.client, principal.user.id)
-    return {"status": "logged_out", "allDevices": bool((data or {}).get("all_devices"))}
+    return {"status": "logged_out", "all_devices": bool((data or {}).get("all_devices"))}
 
 
 @blp.route("/me")
@@ -108,7 +84,7 @@ def logout(data=None):
 @user_required
 def me():
     """The authenticated user and their organizations."""
-    return user_body(current_principal().user)
+    return current_principal().user
 
 
 @blp.route("/forgot-password", methods=["POST"])
@@ -160,7 +136,7 @@ def totp_enable(data):
     """Confirm setup with a current code from the authenticator."""
     accounts.totp_enable(current_principal().user, data["code"])
     db.session.commit()
-    return {"totpEnabled": True}
+    return {"totp_enabled": True}
 
 
 @blp.route("/totp/disable", methods=["POST"])
@@ -172,7 +148,7 @@ def totp_disable(data):
     """Turn two-factor off (password and a current code required)."""
     accounts.totp_disable(current_principal().user, data["password"], data["code"])
     db.session.commit()
-    return {"totpEnabled": False}
+    return {"totp_enabled": False}
 
 
 api_blueprints = [blp]

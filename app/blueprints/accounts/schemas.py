@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from app.http.schemas import BodySchema, CamelSchema, Timestamp
+from app.http.schemas import CamelSchema, Timestamp
+from app.services import accounts
 
 
 class RegisterSchema(CamelSchema):
@@ -40,10 +41,12 @@ class TotpDisableSchema(CamelSchema):
 
 
 class OrgRefSchema(CamelSchema):
-    id = fields.UUID()
-    name = fields.String()
+    """Dumps a Membership: the organization, and the user's role there."""
+
+    id = fields.UUID(attribute="org.id")
+    name = fields.String(attribute="org.name")
     role = fields.String()
-    personal = fields.Boolean()
+    personal = fields.Boolean(attribute="org.personal")
 
 
 class UserSchema(CamelSchema):
@@ -55,8 +58,15 @@ class UserSchema(CamelSchema):
     created_at = Timestamp()
     organizations = fields.List(fields.Nested(OrgRefSchema))
 
+    def get_attribute(self, obj, attr, default):
+        if attr == "organizations":  # the live memberships (deleted organizations left out), not a column
+            return accounts.memberships_of(obj)
+        return super().get_attribute(obj, attr, default)
+
 
 class TokenSchema(CamelSchema):
+    """Dumps {"token", "expires_in", "user": a User}."""
+
     token = fields.String()
     expires_in = fields.Integer()
     user = fields.Nested(UserSchema)
@@ -73,17 +83,17 @@ class TokenResponseSchema(TokenSchema):
             super().on_bind_field(field_name, field_obj)
 
 
-class LogoutResultSchema(BodySchema):
+class LogoutResultSchema(CamelSchema):
     status = fields.String(metadata={"enum": ["logged_out"]})
     all_devices = fields.Boolean()
 
 
-class PasswordStatusSchema(BodySchema):
+class PasswordStatusSchema(CamelSchema):
     status = fields.String(metadata={"enum": ["ok"]})
     message = fields.String()
 
 
-class TotpStateSchema(BodySchema):
+class TotpStateSchema(CamelSchema):
     totp_enabled = fields.Boolean()
 
 

@@ -10,17 +10,16 @@ from __future__ import annotations
 import functools
 
 from flask import Blueprint, Response, current_app, flash, g, redirect, render_template, request, url_for
-from flask_login import login_required
 
 from app.extensions import db
-from app.http.auth import current_actor, resolve_org
+from app.http.auth import authorize, can, current_actor, page_permission
+from app.http.htmx import htmx_error, is_htmx
 from app.http.schemas import paginate
 from app.models import Build, Conversation, RecipeVersion, User
 from app.models.builds import BUILD_STATUSES
 from app.services.builds import lifecycle, reads
 from app.services.builds import views as build_views
-from app.services.errors import DomainError, Forbidden, ValidationFailed
-from app.services.permissions import role_allows
+from app.services.errors import DomainError, ValidationFailed
 
 from .routes import build_start_limit
 from .schemas import whole_number
@@ -32,19 +31,11 @@ LOG_LINES_ON_PAGE = 2000
 
 
 def _org_and_role(permission: str = "builds:read"):
-    org, role = resolve_org()
-    if not role_allows(role, permission):
-        raise Forbidden(f"Your role '{role}' does not allow {permission}")
-    return org, role
-
-
-def _wants_fragment() -> bool:
-    # htmx asks for the whole page again when it restores history it did not cache (hx-push-url + Back).
-    return bool(request.headers.get("HX-Request")) and not request.headers.get("HX-History-Restore-Request")
+    return authorize(permission)
 
 
 @bp.route("/builds")
-@login_required
+@page_permission()
 def index():
     org, role = _org_and_role()
     status = request.args.get("status") or None
@@ -63,7 +54,7 @@ def index():
         "pages": max(1, -(-total // PAGE_SIZE)), "has_more": page * PAGE_SIZE < total, "org_total": org_total,
         "builds": [build_views.list_row(b) for b in rows],
     }
-    template = "builds/_table.html" if _wants_fragment() else "builds/index.html"
+    template = "builds/_table.html" if is_htmx() else "builds/index.html"
     return render_template(template, **context)
 
 
@@ -75,7 +66,7 @@ def _load(build_id, need: str = "view"):
 
 def _can_write(org, build, role: str) -> bool:
     """Whether to show the buttons: the same check the actions make (role, then conversation edit access)."""
-    if not role_allows(role, "builds:write"):
+    if not can("builds:write"):
         return False
     try:
         reads.get_build(org, build.id, actor=current_actor(), role=role, need="edit")
@@ -156,16 +147,16 @@ def _live_fragment(org, build, role: str, *, refresh_all: bool = False, notice: 
 
 
 @bp.route("/builds/<build_id>")
-@login_required
+@page_permission()
 def detail(build_id):
     org, role, build = _load(build_id)
-    if _wants_fragment():
+    if is_htmx():
         return _live_fragment(org, build, role)
     return render_template("builds/detail.html", notice=None, **_context(org, build, role, with_log=True))
 
 
 def _after_action(org, build, role: str, message: str):
-    if request.headers.get("HX-Request"):
+    if is_htmx():
         return _live_fragment(org, build, role, refresh_all=True, notice=message)
     flash(message, "success")
     return redirect(url_for("build_pages.detail", build_id=build.id), 303)
@@ -174,13 +165,9 @@ def _after_action(org, build, role: str, message: str):
 def _action_failed(build_id, error: DomainError):
     """A refused action is a message on the build's page, not a separate error page."""
     db.session.rollback()
-    if request.headers.get("HX-Request"):
-        resp = Response(render_template("builds/_notice.html", notice=error.message, notice_kind="error"),
-                        status=error.status, mimetype="text/html")
-        # builds.js lets htmx swap these error answers into the notice area.
-        resp.headers["HX-Retarget"] = "#build-notice"
-        resp.headers["HX-Reswap"] = "outerHTML"
-        return resp
+    if is_htmx():
+        return htmx_error(render_template("builds/_notice.html", notice=error.message, notice_kind="error"),
+                          error.status, target="#build-notice", swap="outerHTML")
     flash(error.message, "error")
     return redirect(url_for("build_pages.detail", build_id=build_id), 303)
 
@@ -200,7 +187,7 @@ def build_action(action: str, *, limited: bool = False):
             return response
 
         fn = build_start_limit(act) if limited else act
-        return bp.route(f"/builds/<build_id>/{action}", methods=["POST"], endpoint=action)(login_required(fn))
+        return bp.route(f"/builds/<build_id>/{action}", methods=["POST"], endpoint=action)(page_permission()(fn))
 
     return decorator
 
@@ -224,7 +211,7 @@ def retry(org, role, build):
     g.build_started = new.status == "queued"
     target = url_for("build_pages.detail", build_id=new.id)
     flash(f"Build #{new.number} retries build #{build.number}.", "success")
-    if request.headers.get("HX-Request"):
+    if is_htmx():
         return Response(status=204, headers={"HX-Redirect": target})
     return redirect(target, 303)
 

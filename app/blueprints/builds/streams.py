@@ -21,39 +21,19 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
 
 from app.extensions import db, sock
-from app.http.auth import Principal, authorize, current_actor
-from app.models import Build, User
-from app.models.base import parse_uuid
-from app.services import apikeys as apikey_service
-from app.services import tokens
+from app.http.auth import accept_query_token, authorize, current_actor
+from app.models import Build
 from app.services.builds import logs, reads, signals
-from app.services.errors import Forbidden, Unauthorized
+from app.services.errors import Forbidden
 
 from .schemas import BuildStatusSchema, LiveLogLineSchema, LogLineSchema, StreamEndSchema, whole_number
 
 stream_blp = Blueprint("build_streams", __name__)
+accept_query_token(stream_blp)
 
 IDLE_TICK = 1.0  # seconds one wait for new lines blocks
 KEEPALIVE_TICKS = 15
 CANCEL_DRAIN_SECONDS = 30  # after a cancel, how long to wait for the worker's last lines
-
-
-def _principal_from_query_token(raw: str) -> None:
-    raw = raw.strip()
-    if raw.startswith(apikey_service.KEY_PREFIX):
-        key = apikey_service.find_key(raw)
-        if key is None:
-            raise Unauthorized("The API key is not valid, expired or revoked")
-        user = db.session.get(User, key.created_by_id) if key.created_by_id else None
-        g.principal = Principal(user=user, via="api_key", api_key=key)
-        return
-    from app.extensions import redis
-
-    claims = tokens.verify(current_app.config, redis.client, raw)
-    user = db.session.get(User, parse_uuid(claims["sub"]))
-    if user is None or not user.is_active:
-        raise Unauthorized("The token's user no longer exists")
-    g.principal = Principal(user=user, via="jwt", claims=claims)
 
 
 def _origin_allowed() -> bool:
@@ -68,8 +48,6 @@ def _origin_allowed() -> bool:
 
 @stream_blp.before_request
 def _authorize_stream():
-    if g.get("principal") is None and request.args.get("token"):
-        _principal_from_query_token(request.args["token"])
     if request.endpoint == "build_streams.logs_ws" and not _origin_allowed():
         raise Forbidden("This WebSocket origin is not allowed", {"origin": [request.headers.get("Origin", "")]})
     org, role = authorize("builds:read")

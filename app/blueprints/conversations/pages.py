@@ -2,45 +2,20 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
-from flask_login import login_required
-from jinja2 import TemplateNotFound
-from werkzeug.exceptions import MethodNotAllowed, NotFound as RouteNotFound
 
 from app.engine.recipe import dump_yaml
 from app.extensions import db
-from app.http.auth import authorize, current_actor, resolve_org
+from app.http.auth import authorize, can, current_actor, page_permission, resolve_org
+from app.http.htmx import is_htmx
 from app.models import Conversation
 from app.services import access
 from app.services import conversations as service
 from app.services.errors import DomainError, ValidationFailed
-from app.services.permissions import role_allows
 
 from .routes import caller, load_conversation, run_chat
 
 bp = Blueprint("conversation_pages", __name__)
 LIST_LIMIT = 50
-
-
-@bp.app_template_global()
-def has_template(name: str) -> bool:
-    """Optional partials of other features (the share dialog) are included only once they exist."""
-    try:
-        current_app.jinja_env.get_template(name)
-    except TemplateNotFound:
-        return False
-    return True
-
-
-def _is_htmx() -> bool:
-    return bool(request.headers.get("HX-Request"))
-
-
-def _builds_api_available() -> bool:
-    try:
-        current_app.url_map.bind("localhost").match("/api/builds", method="POST")
-    except (RouteNotFound, MethodNotAllowed):
-        return False
-    return True
 
 
 def _conversation_list(org):
@@ -49,8 +24,7 @@ def _conversation_list(org):
 
 
 def _can_edit(conversation) -> bool:
-    org, role = resolve_org()
-    if not role_allows(role, "conversations:write"):
+    if not can("conversations:write"):
         return False
     return access.conversation_access(conversation, **caller()) == "edit"
 
@@ -67,7 +41,7 @@ def _page_context(conversation, **overrides) -> dict:
     context = {
         "org": org, "role": role, "conversations": _conversation_list(org), "conversation": conversation,
         "messages": service.messages_of(conversation), "version_numbers": service.version_numbers_by_message(conversation),
-        "versions": service.versions_of(conversation), "builds_available": _builds_api_available(),
+        "versions": service.versions_of(conversation),
         "message_text": "", "message_error": None,
     }
     context.update(_recipe_context(conversation))
@@ -76,17 +50,16 @@ def _page_context(conversation, **overrides) -> dict:
 
 
 @bp.route("/chat", methods=["GET"])
-@login_required
+@page_permission("conversations:read")
 def index():
     org, role = resolve_org()
-    authorize("conversations:read")
     return render_template("conversations/index.html", org=org, role=role, conversations=_conversation_list(org),
                            conversation=None, message_text="", message_error=None,
-                           can_start=role_allows(role, "conversations:write"))
+                           can_start=can("conversations:write"))
 
 
 @bp.route("/chat", methods=["POST"])
-@login_required
+@page_permission("conversations:write")
 def start():
     """The no-JS path of the first message: a new conversation named from it."""
     text = request.form.get("message", "")
@@ -102,7 +75,7 @@ def start():
 
 
 @bp.route("/chat/new", methods=["POST"])
-@login_required
+@page_permission("conversations:write")
 def new():
     org, _ = authorize("conversations:write")
     conversation = service.create_conversation(current_actor(), org, request.form.get("name") or "New conversation")
@@ -111,14 +84,14 @@ def new():
 
 
 @bp.route("/chat/<conversation_id>")
-@login_required
+@page_permission("conversations:read")
 def detail(conversation_id):
     conversation = load_conversation(conversation_id)
     return render_template("conversations/detail.html", **_page_context(conversation))
 
 
 @bp.route("/chat/<conversation_id>/messages", methods=["POST"])
-@login_required
+@page_permission("conversations:write")
 def send(conversation_id):
     """The no-JS path of the message form (chat.js streams instead): same service, then the page again."""
     text = request.form.get("message", "")
@@ -133,7 +106,7 @@ def send(conversation_id):
 
 
 @bp.route("/chat/<conversation_id>/thread")
-@login_required
+@page_permission("conversations:read")
 def thread(conversation_id):
     conversation = load_conversation(conversation_id)
     return render_template("conversations/_thread.html", conversation=conversation,
@@ -141,15 +114,20 @@ def thread(conversation_id):
                            version_numbers=service.version_numbers_by_message(conversation))
 
 
-@bp.route("/chat/<conversation_id>/recipe", methods=["GET", "POST"])
-@login_required
+@bp.route("/chat/<conversation_id>/recipe")
+@page_permission("conversations:read")
 def recipe(conversation_id):
-    """The recipe panel; POST saves the YAML editor (validated, a new version) and answers the panel again."""
-    if request.method == "GET":
-        conversation = load_conversation(conversation_id)
-        if not _is_htmx():
-            return redirect(url_for("conversation_pages.detail", conversation_id=conversation_id) + "#recipe-panel")
-        return render_template("conversations/_recipe.html", **_recipe_context(conversation))
+    """The recipe panel (htmx); a browser gets the conversation page at the panel."""
+    conversation = load_conversation(conversation_id)
+    if not is_htmx():
+        return redirect(url_for("conversation_pages.detail", conversation_id=conversation_id) + "#recipe-panel")
+    return render_template("conversations/_recipe.html", **_recipe_context(conversation))
+
+
+@bp.route("/chat/<conversation_id>/recipe", methods=["POST"])
+@page_permission("conversations:write")
+def save_recipe(conversation_id):
+    """Save the YAML editor (validated, a new version) and answer the panel again."""
     conversation = load_conversation(conversation_id, need="edit")
     text = request.form.get("yaml", "")
     try:
@@ -159,12 +137,12 @@ def recipe(conversation_id):
         db.session.rollback()
         conversation = load_conversation(conversation_id, need="edit")
         context = _recipe_context(conversation, text=text, errors=exc.details or {"yaml": [exc.message]})
-        if _is_htmx():
-            # htmx swaps only 2xx answers; the panel with its errors is the answer here.
-            return render_template("conversations/_recipe.html", **context)
+        if is_htmx():
+            # The panel owns the editor: it comes back with its errors inline, under the real status.
+            return render_template("conversations/_recipe.html", **context), 400
         context.pop("conversation")
         return render_template("conversations/detail.html", **_page_context(conversation, **context)), 400
-    if _is_htmx():
+    if is_htmx():
         response = current_app.make_response(render_template("conversations/_recipe.html",
                                                               **_recipe_context(conversation, saved=True)))
         if changed:
@@ -174,7 +152,7 @@ def recipe(conversation_id):
 
 
 @bp.route("/chat/<conversation_id>/versions")
-@login_required
+@page_permission("conversations:read")
 def versions(conversation_id):
     conversation = load_conversation(conversation_id)
     return render_template("conversations/_versions.html", conversation=conversation,
@@ -182,19 +160,19 @@ def versions(conversation_id):
 
 
 @bp.route("/chat/<conversation_id>/versions/<int:number>/diff")
-@login_required
+@page_permission("conversations:read")
 def diff(conversation_id, number):
     """Version n against n-1 (or any pair with ?from=); a fragment for htmx, a page otherwise."""
     conversation = load_conversation(conversation_id)
     other = request.args.get("from", type=int) or max(number - 1, 1)
     result = service.diff_versions(conversation, other, number)
-    if _is_htmx():
+    if is_htmx():
         return render_template("conversations/_diff.html", conversation=conversation, diff=result)
     return render_template("conversations/diff.html", conversation=conversation, diff=result)
 
 
 @bp.route("/chat/<conversation_id>/rename", methods=["POST"])
-@login_required
+@page_permission("conversations:write")
 def rename(conversation_id):
     conversation = load_conversation(conversation_id, need="edit")
     try:
@@ -207,7 +185,7 @@ def rename(conversation_id):
 
 
 @bp.route("/chat/<conversation_id>/delete", methods=["POST"])
-@login_required
+@page_permission("conversations:write")
 def delete(conversation_id):
     conversation = load_conversation(conversation_id, need="edit")
     service.delete_conversation(current_actor(), conversation)

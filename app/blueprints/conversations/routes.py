@@ -6,12 +6,11 @@ import json
 from flask import Response, current_app, request
 from flask.views import MethodView
 
-from app.engine.recipe import dump_yaml
 from app.extensions import db
 from app.http.auth import authorize, current_actor, current_principal, permission_required
 from app.http.blueprint import ApiBlueprint
 from app.http.errors import trace_id
-from app.http.schemas import page_envelope, paginate
+from app.http.schemas import Augmented, page_envelope, paginate
 from app.services import access
 from app.services import conversations as service
 from app.services.errors import DomainError, ValidationFailed
@@ -38,35 +37,6 @@ def caller() -> dict:
 def load_conversation(conversation_id, need: str = "view"):
     org, _ = authorize("conversations:write" if need == "edit" else "conversations:read")
     return access.require_conversation(org, conversation_id, need=need, **caller())
-
-
-def message_body(message, versions_by_message: dict | None = None) -> dict:
-    meta = message.meta or {}
-    number = (versions_by_message or {}).get(message.id, meta.get("recipeVersion"))
-    return {"id": message.id, "role": message.role, "content": message.content, "created_at": message.created_at,
-            "recipe_version": number, "operations": meta.get("operations") or []}
-
-
-def recipe_body(conversation, version, changed: bool | None = None) -> dict:
-    body = {"conversation_id": conversation.id, "recipe_version": version.number, "recipe_hash": version.recipe_hash,
-            "recipe": version.recipe, "yaml": dump_yaml(version.recipe)}
-    if changed is not None:
-        body["changed"] = changed
-    return body
-
-
-def version_body(version, with_recipe: bool = False) -> dict:
-    body = {"number": version.number, "created_at": version.created_at, "source": version.source,
-            "summary": version.summary, "message_id": version.message_id, "recipe_hash": version.recipe_hash}
-    if with_recipe:
-        body.update(recipe=version.recipe, yaml=dump_yaml(version.recipe))
-    return body
-
-
-def chat_body(result: service.ChatResult) -> dict:
-    return {"message_id": result.message.id, "response": result.message.content, "recipe": result.version.recipe,
-            "conversation_id": result.conversation.id, "recipe_version": result.version.number,
-            "changed": result.changed, "operations": result.operations}
 
 
 def run_chat(conversation_id, message: str) -> service.ChatResult:
@@ -105,16 +75,7 @@ class Conversations(MethodView):
         org, _ = authorize("conversations:write")
         conversation = service.create_conversation(current_actor(), org, data["name"])
         db.session.commit()
-        return detail_body(conversation)
-
-
-def detail_body(conversation) -> dict:
-    version = service.current_version(conversation)
-    numbers = service.version_numbers_by_message(conversation)
-    return {"id": conversation.id, "name": conversation.name, "created_at": conversation.created_at,
-            "updated_at": conversation.updated_at, "current_version": version.number,
-            "messages": [message_body(m, numbers) for m in service.messages_of(conversation)],
-            "recipe": version.recipe}
+        return conversation
 
 
 @blp.route("/<conversation_id>")
@@ -124,7 +85,7 @@ class ConversationById(MethodView):
     @permission_required("conversations:read")
     def get(self, conversation_id):
         """The conversation with its messages and current recipe."""
-        return detail_body(load_conversation(conversation_id))
+        return load_conversation(conversation_id)
 
     @blp.arguments(ConversationUpdateSchema)
     @blp.response(200, ConversationSchema)
@@ -155,7 +116,7 @@ class ConversationRecipe(MethodView):
     def get(self, conversation_id):
         """The current recipe (JSON and its YAML form)."""
         conversation = load_conversation(conversation_id)
-        return recipe_body(conversation, service.current_version(conversation))
+        return service.current_version(conversation)
 
     @blp.arguments(RecipeEditSchema)
     @blp.response(200, RecipeSchema)
@@ -166,7 +127,7 @@ class ConversationRecipe(MethodView):
         conversation = load_conversation(conversation_id, need="edit")
         version, changed = service.edit_recipe(current_actor(), conversation, data)
         db.session.commit()
-        return recipe_body(conversation, version, changed)
+        return Augmented(version, changed=changed)
 
 
 @blp.route("/<conversation_id>/recipe/versions")
@@ -177,7 +138,7 @@ class RecipeVersions(MethodView):
     def get(self, conversation_id):
         """Every version, oldest first."""
         conversation = load_conversation(conversation_id)
-        return {"versions": [version_body(v) for v in service.versions_of(conversation)],
+        return {"versions": service.versions_of(conversation),
                 "current": conversation.current_version}
 
 
@@ -189,7 +150,7 @@ class RecipeVersionByNumber(MethodView):
     def get(self, conversation_id, number):
         """One version with its recipe."""
         conversation = load_conversation(conversation_id)
-        return version_body(service.get_version(conversation, number), with_recipe=True)
+        return service.get_version(conversation, number)
 
 
 @blp.route("/<conversation_id>/recipe/diff")
@@ -216,7 +177,7 @@ def chat(data):
 
     Without conversationId a new conversation is started (named from the message).
     """
-    return chat_body(run_chat(data["conversation_id"], data["message"]))
+    return run_chat(data["conversation_id"], data["message"])
 
 
 def sse(event: str, data) -> str:

@@ -3,16 +3,10 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from app.http.schemas import CamelSchema, PaginationArgs, QueryArgs
-from app.models.base import isoformat
+from app.engine.recipe import dump_yaml
+from app.http.schemas import CamelSchema, PaginationArgs, QueryArgs, Timestamp, page_schema
+from app.services import conversations as service
 from app.services.conversations import MAX_MESSAGE_CHARS, MAX_NAME_CHARS
-
-
-class Timestamp(fields.Field):
-    """ISO 8601 UTC with Z, as everywhere in the API."""
-
-    def _serialize(self, value, attr, obj, **kwargs):
-        return isoformat(value)
 
 
 # ---- input --------------------------------------------------------------------------------------
@@ -61,7 +55,7 @@ class RecipeEditSchema(CamelSchema):
             raise ValidationError("Send the whole recipe as a JSON object, or {\"yaml\": \"...\"}.", "recipe")
 
 
-# ---- output -------------------------------------------------------------------------------------
+# ---- output: dumped straight from the models ------------------------------------------------------
 
 class ConversationSchema(CamelSchema):
     id = fields.UUID()
@@ -71,13 +65,7 @@ class ConversationSchema(CamelSchema):
     recipe_version = fields.Integer(attribute="current_version")
 
 
-class ConversationPageSchema(CamelSchema):
-    conversations = fields.List(fields.Nested(ConversationSchema))
-    # page_envelope() already speaks camelCase.
-    total_count = fields.Integer(attribute="totalCount")
-    page = fields.Integer()
-    limit = fields.Integer()
-    has_more = fields.Boolean(attribute="hasMore")
+ConversationPageSchema = page_schema("ConversationPageSchema", "conversations", ConversationSchema)
 
 
 class MessageSchema(CamelSchema):
@@ -85,21 +73,26 @@ class MessageSchema(CamelSchema):
     role = fields.String()
     content = fields.String()
     created_at = Timestamp()
-    recipe_version = fields.Integer(allow_none=True)
-    operations = fields.List(fields.Dict())
+    # The version a reply made (its meta records it as the version is written); null for the rest.
+    recipe_version = fields.Function(lambda m: (m.meta or {}).get("recipeVersion"),
+                                     metadata={"type": "integer", "nullable": True})
+    operations = fields.Function(lambda m: (m.meta or {}).get("operations") or [],
+                                 metadata={"type": "array", "items": {"type": "object"}})
 
 
 class ConversationDetailSchema(ConversationSchema):
     messages = fields.List(fields.Nested(MessageSchema))
-    recipe = fields.Dict()
+    recipe = fields.Function(lambda c: service.current_version(c).recipe, metadata={"type": "object"})
 
 
 class RecipeSchema(CamelSchema):
+    """Dumps a RecipeVersion; the answer to an edit also says whether it `changed` the recipe."""
+
     conversation_id = fields.UUID()
-    recipe_version = fields.Integer()
+    recipe_version = fields.Integer(attribute="number")
     recipe_hash = fields.String()
     recipe = fields.Dict()
-    yaml = fields.String()
+    yaml = fields.Function(lambda v: dump_yaml(v.recipe), metadata={"type": "string"})
     changed = fields.Boolean()
 
 
@@ -114,7 +107,7 @@ class VersionSchema(CamelSchema):
 
 class VersionDetailSchema(VersionSchema):
     recipe = fields.Dict()
-    yaml = fields.String()
+    yaml = fields.Function(lambda v: dump_yaml(v.recipe), metadata={"type": "string"})
 
 
 class VersionListSchema(CamelSchema):
@@ -140,10 +133,12 @@ class DiffSchema(CamelSchema):
 
 
 class ChatResultSchema(CamelSchema):
-    message_id = fields.UUID()
-    response = fields.String()
-    recipe = fields.Dict()
-    conversation_id = fields.UUID()
-    recipe_version = fields.Integer()
+    """Dumps a ChatResult: the reply, and the recipe as it stands after it."""
+
+    message_id = fields.UUID(attribute="message.id")
+    response = fields.String(attribute="message.content")
+    recipe = fields.Dict(attribute="version.recipe")
+    conversation_id = fields.UUID(attribute="conversation.id")
+    recipe_version = fields.Integer(attribute="version.number")
     changed = fields.Boolean()
     operations = fields.List(fields.Dict())

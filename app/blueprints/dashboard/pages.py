@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 
-from app.http.auth import resolve_org
+from app.http.auth import page_permission, resolve_org
 from app.services import dashboard
 
 bp = Blueprint("dashboard", __name__)
@@ -18,7 +18,7 @@ def home():
 
 
 @bp.route("/dashboard")
-@login_required
+@page_permission("org:read")
 def index():
     org, role = resolve_org()
     return render_template("dashboard/index.html", org=org, role=role, summary=dashboard.summary(org))

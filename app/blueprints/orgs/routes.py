@@ -1,19 +1,19 @@
 """Organizations API (API.md, Organizations): orgs, members, invitations. Structure, shares and keys live beside it."""
 from __future__ import annotations
 
-from flask import current_app, g, url_for
+from flask import current_app, url_for
 
 from app.extensions import db
-from app.http.auth import current_actor, current_principal, login_required, user_required
+from app.http.auth import (current_actor, current_principal, login_required, permission_required, resolve_org,
+                           user_required)
 from app.http.blueprint import ApiBlueprint
 from app.http.schemas import PaginationArgs, page_envelope
-from app.models.base import utcnow
 from app.services import orgs
+from app.services.permissions import api_key_role
 
-from .common import invite_body, member_body, org_body, org_permission_required
 from .schemas import (InviteAcceptedSchema, InviteCreateSchema, InvitePageSchema, InviteSchema, MemberAddSchema,
                       MemberPageSchema, MemberSchema, MemberUpdateSchema, OrgCreateSchema, OrgDetailSchema,
-                      OrgPageSchema, OrgSchema, OrgUpdateSchema)
+                      OrgPageSchema, OrgRole, OrgSchema, OrgUpdateSchema)
 
 blp = ApiBlueprint("organizations", __name__, url_prefix="/api/organizations",
                    description="Organizations, members and invitations")
@@ -33,12 +33,10 @@ def list_orgs(args):
     """Organizations the caller belongs to, with the caller's role."""
     principal = current_principal()
     if principal.api_key is not None:
-        org = orgs.get_org(principal.api_key.org_id)
-        role = "admin" if "admin" in (principal.api_key.scopes or []) else "member"
-        items = [org_body(org, role)]
+        rows = [OrgRole(orgs.get_org(principal.api_key.org_id), api_key_role(principal.scopes))]
     else:
-        items = [org_body(m.org, m.role) for m in orgs.orgs_of(principal.user)]
-    return _page(items, "organizations", args)
+        rows = orgs.orgs_of(principal.user)
+    return _page(rows, "organizations", args)
 
 
 @blp.route("", methods=["POST"])
@@ -51,38 +49,36 @@ def create_org(data):
     principal = current_principal()
     org = orgs.create_org(current_actor(), data["name"], owner=principal.user)
     db.session.commit()
-    return org_body(org, "owner"), 201
+    return OrgRole(org, "owner"), 201
 
 
 @blp.route("/<org_id>", methods=["GET"])
 @blp.response(200, OrgDetailSchema, description="The organization")
 @blp.doc_errors(401, 403, 404)
-@org_permission_required("org:read")
+@permission_required("org:read", "org_id")
 def get_org(org_id):
-    org = orgs.get_org(org_id)
-    body = org_body(org, g.current_role)
-    body["memberCount"] = len(orgs.members(org))
-    return body
+    return OrgRole(*resolve_org())
 
 
 @blp.route("/<org_id>", methods=["PATCH"])
 @blp.arguments(OrgUpdateSchema)
 @blp.response(200, OrgSchema, description="The renamed organization")
 @blp.doc_errors(400, 401, 403, 404)
-@org_permission_required("org:manage")
+@permission_required("org:manage", "org_id")
 def update_org(data, org_id):
-    org = orgs.rename_org(current_actor(), orgs.get_org(org_id), data["name"])
+    org, role = resolve_org()
+    orgs.rename_org(current_actor(), org, data["name"])
     db.session.commit()
-    return org_body(org, g.current_role)
+    return OrgRole(org, role)
 
 
 @blp.route("/<org_id>", methods=["DELETE"])
 @blp.response(204, description="Deleted (soft: kept for the audit trail)")
 @blp.doc_errors(401, 403, 404, 409)
-@org_permission_required("org:delete")
+@permission_required("org:delete", "org_id")
 def delete_org(org_id):
     """Owners only; personal organizations cannot be deleted. Its API keys and invitations die with it."""
-    orgs.delete_org(current_actor(), orgs.get_org(org_id))
+    orgs.delete_org(current_actor(), resolve_org()[0])
     db.session.commit()
     return "", 204
 
@@ -93,42 +89,45 @@ def delete_org(org_id):
 @blp.arguments(PaginationArgs, location="query")
 @blp.response(200, MemberPageSchema, description="Members with their roles")
 @blp.doc_errors(401, 403, 404)
-@org_permission_required("members:read")
+@permission_required("members:read", "org_id")
 def list_members(args, org_id):
-    return _page([member_body(m) for m in orgs.members(orgs.get_org(org_id))], "members", args)
+    return _page(orgs.members(resolve_org()[0]), "members", args)
 
 
 @blp.route("/<org_id>/members", methods=["POST"])
 @blp.arguments(MemberAddSchema)
 @blp.response(201, MemberSchema, description="The new member")
 @blp.doc_errors(400, 401, 403, 404, 409)
-@org_permission_required("members:manage")
+@permission_required("members:manage", "org_id")
 def add_member(data, org_id):
     """Add an existing Kiln user by e-mail (others get an invitation)."""
-    row = orgs.add_member(current_actor(), orgs.get_org(org_id), data["email"], data["role"], actor_role=g.current_role)
+    org, role = resolve_org()
+    row = orgs.add_member(current_actor(), org, data["email"], data["role"], actor_role=role)
     db.session.commit()
-    return member_body(row), 201
+    return row, 201
 
 
 @blp.route("/<org_id>/members/<user_id>", methods=["PATCH"])
 @blp.arguments(MemberUpdateSchema)
 @blp.response(200, MemberSchema, description="The member with the new role")
 @blp.doc_errors(400, 401, 403, 404, 409)
-@org_permission_required("members:manage")
+@permission_required("members:manage", "org_id")
 def update_member(data, org_id, user_id):
     """Change a role. Only owners grant or change the owner role (ownership transfer); the last owner stays."""
-    row = orgs.change_role(current_actor(), orgs.get_org(org_id), user_id, data["role"], actor_role=g.current_role)
+    org, role = resolve_org()
+    row = orgs.change_role(current_actor(), org, user_id, data["role"], actor_role=role)
     db.session.commit()
-    return member_body(row)
+    return row
 
 
 @blp.route("/<org_id>/members/<user_id>", methods=["DELETE"])
 @blp.response(204, description="Removed")
 @blp.doc_errors(401, 403, 404, 409)
-@org_permission_required("members:read")
+@permission_required("members:read", "org_id")
 def remove_member(org_id, user_id):
     """Admins remove members; anyone may remove themselves (leave). The last owner cannot leave."""
-    orgs.remove_member(current_actor(), orgs.get_org(org_id), user_id, actor_role=g.current_role)
+    org, role = resolve_org()
+    orgs.remove_member(current_actor(), org, user_id, actor_role=role)
     db.session.commit()
     return "", 204
 
@@ -143,31 +142,31 @@ def invite_url(token: str) -> str:
 @blp.arguments(PaginationArgs, location="query")
 @blp.response(200, InvitePageSchema, description="Pending invitations")
 @blp.doc_errors(401, 403, 404)
-@org_permission_required("members:manage")
+@permission_required("members:manage", "org_id")
 def list_invites(args, org_id):
-    now = utcnow()
-    return _page([invite_body(i, now) for i in orgs.pending_invites(orgs.get_org(org_id))], "invites", args)
+    return _page(orgs.pending_invites(resolve_org()[0]), "invites", args)
 
 
 @blp.route("/<org_id>/invites", methods=["POST"])
 @blp.arguments(InviteCreateSchema)
 @blp.response(201, InviteSchema, description="The invitation (the link is mailed; the token is never shown)")
 @blp.doc_errors(400, 401, 403, 404, 409)
-@org_permission_required("members:manage")
+@permission_required("members:manage", "org_id")
 def create_invite(data, org_id):
     """Mail an invitation valid for 7 days, usable once."""
-    row, _token = orgs.invite(current_actor(), orgs.get_org(org_id), data["email"], data["role"],
-                              actor_role=g.current_role, config=current_app.config, accept_url_for=invite_url)
+    org, role = resolve_org()
+    row, _token = orgs.invite(current_actor(), org, data["email"], data["role"], actor_role=role,
+                              config=current_app.config, accept_url_for=invite_url)
     db.session.commit()
-    return invite_body(row, utcnow()), 201
+    return row, 201
 
 
 @blp.route("/<org_id>/invites/<invite_id>", methods=["DELETE"])
 @blp.response(204, description="Revoked")
 @blp.doc_errors(401, 403, 404, 409)
-@org_permission_required("members:manage")
+@permission_required("members:manage", "org_id")
 def revoke_invite(org_id, invite_id):
-    orgs.revoke_invite(current_actor(), orgs.get_org(org_id), invite_id)
+    orgs.revoke_invite(current_actor(), resolve_org()[0], invite_id)
     db.session.commit()
     return "", 204
 
@@ -178,10 +177,9 @@ def revoke_invite(org_id, invite_id):
 @user_required
 def accept_invite(token):
     """Join with an invitation; the logged-in user's e-mail must be the invited one."""
-    user = current_principal().user
-    membership = orgs.accept_invite(current_actor(), token, user)
+    membership = orgs.accept_invite(current_actor(), token, current_principal().user)
     db.session.commit()
-    return {"organization": org_body(membership.org, membership.role), "role": membership.role}
+    return {"organization": membership, "role": membership.role}
 
 
 from . import apikeys, shares, structure  # noqa: E402 - the sibling resources register beside this one

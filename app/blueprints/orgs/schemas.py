@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 from datetime import timezone
+from typing import NamedTuple
 
 from marshmallow import fields, validate
 
-from app.http.schemas import BodySchema, CamelSchema, PageSchema, Timestamp
+from app.http.schemas import CamelSchema, PageSchema, Timestamp, page_schema
+from app.models.base import utcnow
 from app.models.accounts import ROLES
 from app.models.orgs import SHARE_PERMISSIONS, SHARE_TARGETS, UNIT_TYPES
+from app.services import apikeys, orgs, sharing
 from app.services.permissions import SCOPES
 
 
@@ -87,59 +90,73 @@ class RotateSchema(CamelSchema):
     grace_hours = fields.Float(load_default=24, validate=validate.Range(min=0, max=720))
 
 
-# ---- output: the bodies common.py writes, as the OpenAPI document describes them --------------------
+# ---- output: dumped straight from the models ------------------------------------------------------
 
-class OrgSchema(BodySchema):
-    id = fields.UUID()
-    name = fields.String()
-    slug = fields.String()
-    personal = fields.Boolean()
-    plan = fields.String()
+class OrgRole(NamedTuple):
+    """An organization with the caller's role there: what a Membership row is for a person."""
+
+    org: object
+    role: str
+
+
+class OrgSchema(CamelSchema):
+    """Dumps a Membership, or an OrgRole (an API key's org and the role its scopes give)."""
+
+    id = fields.UUID(attribute="org.id")
+    name = fields.String(attribute="org.name")
+    slug = fields.String(attribute="org.slug")
+    personal = fields.Boolean(attribute="org.personal")
+    plan = fields.String(attribute="org.plan")
     role = fields.String(metadata={"enum": list(ROLES), "description": "The caller's role in the organization"})
-    created_at = Timestamp()
+    created_at = Timestamp(attribute="org.created_at")
 
 
 class OrgDetailSchema(OrgSchema):
-    member_count = fields.Integer()
+    member_count = fields.Function(lambda row: len(orgs.members(row.org)), metadata={"type": "integer"})
 
 
-class OrgPageSchema(PageSchema):
-    organizations = fields.List(fields.Nested(OrgSchema))
+OrgPageSchema = page_schema("OrgPageSchema", "organizations", OrgSchema)
 
 
-class MemberSchema(BodySchema):
+class UserRefSchema(CamelSchema):
+    """A row that links a user (a membership): the user's id, e-mail and name."""
+
     user_id = fields.UUID()
-    email = fields.String()
-    name = fields.String()
+    email = fields.String(attribute="user.email")
+    name = fields.String(attribute="user.name")
+
+
+class MemberSchema(UserRefSchema):
     role = fields.String(metadata={"enum": list(ROLES)})
-    joined_at = Timestamp()
+    joined_at = Timestamp(attribute="created_at")
 
 
-class MemberPageSchema(PageSchema):
-    members = fields.List(fields.Nested(MemberSchema))
+MemberPageSchema = page_schema("MemberPageSchema", "members", MemberSchema)
 
 
-class InviteSchema(BodySchema):
+class InviteSchema(CamelSchema):
     id = fields.UUID()
     email = fields.String()
     role = fields.String(metadata={"enum": list(ROLES)})
-    status = fields.String(metadata={"enum": ["pending", "accepted", "revoked", "expired"]})
+    status = fields.Function(lambda row: row.state_at(utcnow()),
+                             metadata={"type": "string", "enum": ["pending", "accepted", "revoked", "expired"]})
     invited_by_id = fields.UUID(allow_none=True)
     expires_at = Timestamp()
     created_at = Timestamp()
     accepted_at = Timestamp(allow_none=True)
 
 
-class InvitePageSchema(PageSchema):
-    invites = fields.List(fields.Nested(InviteSchema))
+InvitePageSchema = page_schema("InvitePageSchema", "invites", InviteSchema)
 
 
-class InviteAcceptedSchema(BodySchema):
+class InviteAcceptedSchema(CamelSchema):
+    """The organization joined (the new Membership) and the role."""
+
     organization = fields.Nested(OrgSchema)
     role = fields.String(metadata={"enum": list(ROLES)})
 
 
-class StructureSchema(BodySchema):
+class StructureSchema(CamelSchema):
     """What units, teams and groups have in common."""
 
     id = fields.UUID()
@@ -148,12 +165,12 @@ class StructureSchema(BodySchema):
     description = fields.String()
     created_at = Timestamp()
     updated_at = Timestamp()
-    member_count = fields.Integer()
+    member_count = fields.Function(lambda row: len(row.members), metadata={"type": "integer"})
 
 
 class UnitSchema(StructureSchema):
     type = fields.String(metadata={"enum": list(UNIT_TYPES)})
-    team_count = fields.Integer()
+    team_count = fields.Function(lambda row: len(row.teams), metadata={"type": "integer"})
 
 
 class TeamSchema(StructureSchema):
@@ -164,58 +181,54 @@ class GroupSchema(StructureSchema):
     pass
 
 
-class UnitPageSchema(PageSchema):
-    units = fields.List(fields.Nested(UnitSchema))
+UnitPageSchema = page_schema("UnitPageSchema", "units", UnitSchema)
 
 
-class TeamPageSchema(PageSchema):
-    teams = fields.List(fields.Nested(TeamSchema))
+TeamPageSchema = page_schema("TeamPageSchema", "teams", TeamSchema)
 
 
-class GroupPageSchema(PageSchema):
-    groups = fields.List(fields.Nested(GroupSchema))
+GroupPageSchema = page_schema("GroupPageSchema", "groups", GroupSchema)
 
 
-class StructureMembershipSchema(BodySchema):
+class StructureMembershipSchema(UserRefSchema):
     """A user in a unit, team or group."""
 
-    user_id = fields.UUID()
-    email = fields.String()
-    name = fields.String()
-    added_at = Timestamp()
+    added_at = Timestamp(attribute="created_at")
 
 
-class StructureMembershipPageSchema(PageSchema):
-    members = fields.List(fields.Nested(StructureMembershipSchema))
+StructureMembershipPageSchema = page_schema("StructureMembershipPageSchema", "members",
+                                            StructureMembershipSchema)
 
 
-class ShareSchema(BodySchema):
+class ShareSchema(CamelSchema):
     id = fields.UUID()
     conversation_id = fields.UUID()
     target_type = fields.String(metadata={"enum": list(SHARE_TARGETS)})
     target_id = fields.UUID()
-    target_name = fields.String()
+    target_name = fields.Function(sharing.target_label, metadata={"type": "string"})
     permission = fields.String(metadata={"enum": list(SHARE_PERMISSIONS)})
     created_by_id = fields.UUID(allow_none=True)
     created_at = Timestamp()
 
 
-class ShareListSchema(BodySchema):
+class ShareListSchema(CamelSchema):
     shares = fields.List(fields.Nested(ShareSchema))
 
 
-class ApiKeySchema(BodySchema):
+class ApiKeySchema(CamelSchema):
     """A key as listed and read: never its secret."""
 
     id = fields.UUID()
     org_id = fields.UUID()
     name = fields.String()
     description = fields.String()
-    prefix = fields.String(metadata={"description": "The first characters of the key, to recognize it"})
+    prefix = fields.Function(lambda key: f"{apikeys.KEY_PREFIX}{key.prefix}", metadata={
+        "type": "string", "description": "The first characters of the key, to recognize it"})
     last_four = fields.String()
     scopes = fields.List(fields.String(metadata={"enum": list(SCOPES)}))
     active = fields.Boolean()
-    status = fields.String(metadata={"enum": ["active", "inactive", "rotating", "rotated", "expired", "revoked"]})
+    status = fields.Function(lambda key: apikeys.key_status(key), metadata={
+        "type": "string", "enum": ["active", "inactive", "rotating", "rotated", "expired", "revoked"]})
     expires_at = Timestamp(allow_none=True)
     revoked_at = Timestamp(allow_none=True)
     last_used_at = Timestamp(allow_none=True)
@@ -226,9 +239,10 @@ class ApiKeySchema(BodySchema):
 
 
 class ApiKeySecretSchema(ApiKeySchema):
-    """The create answer: the only time the secret is shown."""
+    """The create answer (the key Augmented with its `secret`): the only time the secret is shown."""
 
-    key = fields.String(metadata={"description": "The secret; store it now, it is never shown again"})
+    key = fields.String(attribute="secret",
+                        metadata={"description": "The secret; store it now, it is never shown again"})
 
 
 class ApiKeyReplacementSchema(ApiKeySecretSchema):
@@ -237,13 +251,12 @@ class ApiKeyReplacementSchema(ApiKeySecretSchema):
     previous = fields.Nested(ApiKeySchema)
 
 
-class ApiKeyPageSchema(PageSchema):
-    api_keys = fields.List(fields.Nested(ApiKeySchema))
+ApiKeyPageSchema = page_schema("ApiKeyPageSchema", "apiKeys", ApiKeySchema)
 
 
-class ApiKeyUsageSchema(BodySchema):
+class ApiKeyUsageSchema(CamelSchema):
     id = fields.UUID()
-    time = Timestamp()
+    time = Timestamp(attribute="at")
     method = fields.String()
     path = fields.String()
     status = fields.Integer()

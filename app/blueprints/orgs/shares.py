@@ -7,7 +7,6 @@ from app.http.blueprint import ApiBlueprint
 from app.services import sharing
 from app.services.access import require_conversation
 
-from .common import share_body
 from .schemas import ShareCreateSchema, ShareListSchema, ShareSchema
 
 blp = ApiBlueprint("conversation_shares", __name__, url_prefix="/api/conversations",
@@ -28,7 +27,7 @@ def conversation_for(conversation_id, need: str):
 @permission_required("conversations:read")
 def list_shares(conversation_id):
     conversation = conversation_for(conversation_id, "view")
-    return {"shares": [share_body(s) for s in sharing.shares_of(conversation)]}
+    return {"shares": sharing.shares_of(conversation)}
 
 
 @blp.route("/<conversation_id>/shares", methods=["POST"])
@@ -43,7 +42,7 @@ def create_share(data, conversation_id):
     row, created = sharing.share(current_actor(), conversation, data["target_type"], data["target_id"],
                                  data["permission"])
     db.session.commit()
-    return share_body(row), 201 if created else 200
+    return row, 201 if created else 200
 
 
 @blp.route("/<conversation_id>/shares/<share_id>", methods=["DELETE"])

@@ -6,9 +6,7 @@ from app.http.auth import current_actor, permission_required, resolve_org
 from app.http.blueprint import ApiBlueprint
 from app.http.schemas import PaginationArgs, page_envelope, paginate
 from app.models.orgs import Group, Team, Unit
-from app.services import orgs, structure
-
-from .common import org_permission_required, structure_body, structure_member_body
+from app.services import structure
 from .schemas import (GroupPageSchema, GroupSchema, NamedCreateSchema, NamedUpdateSchema, StructureMemberSchema,
                       StructureMembershipPageSchema, StructureMembershipSchema, TeamPageSchema, TeamSchema,
                       UnitCreateSchema, UnitPageSchema, UnitSchema, UnitUpdateSchema)
@@ -25,7 +23,7 @@ SCHEMA = {"unit": UnitSchema, "team": TeamSchema, "group": GroupSchema}
 
 def _list(kind: str, query, args) -> dict:
     rows, total = paginate(query, args["page"], args["limit"])
-    return page_envelope(PLURAL[kind], [structure_body(kind, r) for r in rows], total, args["page"], args["limit"])
+    return page_envelope(PLURAL[kind], rows, total, args["page"], args["limit"])
 
 
 def _get(kind: str, ident):
@@ -35,45 +33,43 @@ def _get(kind: str, ident):
 
 # Org-level collections --------------------------------------------------------------------------------
 
-@org_blp.route("/<org_id>/units", methods=["GET"])
-@org_blp.arguments(PaginationArgs, location="query")
-@org_blp.response(200, UnitPageSchema, description="The organization's units")
-@org_blp.doc_errors(401, 403, 404)
-@org_permission_required("org:read")
-def list_units(args, org_id):
-    return _list("unit", Unit.for_org(orgs.get_org(org_id).id).order_by(Unit.name), args)
+def _register_org_list(kind: str, model, page_schema) -> None:
+    plural = PLURAL[kind]
+
+    @org_blp.route(f"/<org_id>/{plural}", methods=["GET"], endpoint=f"list_{plural}")
+    @org_blp.arguments(PaginationArgs, location="query")
+    @org_blp.response(200, page_schema, description=f"The organization's {plural}")
+    @org_blp.doc_errors(401, 403, 404)
+    @permission_required("org:read", "org_id")
+    def list_all(args, org_id):
+        return _list(kind, model.for_org(resolve_org()[0].id).order_by(model.name), args)
+
+
+_register_org_list("unit", Unit, UnitPageSchema)
+_register_org_list("group", Group, GroupPageSchema)
 
 
 @org_blp.route("/<org_id>/units", methods=["POST"])
 @org_blp.arguments(UnitCreateSchema)
 @org_blp.response(201, UnitSchema, description="The new unit")
 @org_blp.doc_errors(400, 401, 403, 404)
-@org_permission_required("structure:manage")
+@permission_required("structure:manage", "org_id")
 def create_unit(data, org_id):
     """A unit with a type: department, division, business-unit or other."""
-    row = structure.create_unit(current_actor(), orgs.get_org(org_id), data["name"], data["type"], data["description"])
+    row = structure.create_unit(current_actor(), resolve_org()[0], data["name"], data["type"], data["description"])
     db.session.commit()
-    return structure_body("unit", row), 201
-
-
-@org_blp.route("/<org_id>/groups", methods=["GET"])
-@org_blp.arguments(PaginationArgs, location="query")
-@org_blp.response(200, GroupPageSchema, description="The organization's groups")
-@org_blp.doc_errors(401, 403, 404)
-@org_permission_required("org:read")
-def list_groups(args, org_id):
-    return _list("group", Group.for_org(orgs.get_org(org_id).id).order_by(Group.name), args)
+    return row, 201
 
 
 @org_blp.route("/<org_id>/groups", methods=["POST"])
 @org_blp.arguments(NamedCreateSchema)
 @org_blp.response(201, GroupSchema, description="The new group")
 @org_blp.doc_errors(400, 401, 403, 404)
-@org_permission_required("structure:manage")
+@permission_required("structure:manage", "org_id")
 def create_group(data, org_id):
-    row = structure.create_group(current_actor(), orgs.get_org(org_id), data["name"], data["description"])
+    row = structure.create_group(current_actor(), resolve_org()[0], data["name"], data["description"])
     db.session.commit()
-    return structure_body("group", row), 201
+    return row, 201
 
 
 # One object, its teams, its members (the same shape for units, teams and groups) ----------------------
@@ -86,7 +82,7 @@ def _register_object_routes(blp: ApiBlueprint, kind: str, update_schema) -> None
     @blp.doc_errors(401, 403, 404)
     @permission_required("org:read")
     def get_one(ident):
-        return structure_body(kind, _get(kind, ident))
+        return _get(kind, ident)
 
     @blp.route("/<ident>", methods=["PATCH"], endpoint=f"update_{kind}")
     @blp.arguments(update_schema)
@@ -96,7 +92,7 @@ def _register_object_routes(blp: ApiBlueprint, kind: str, update_schema) -> None
     def update_one(data, ident):
         row = structure.update(current_actor(), kind, _get(kind, ident), data)
         db.session.commit()
-        return structure_body(kind, row)
+        return row
 
     @blp.route("/<ident>", methods=["DELETE"], endpoint=f"delete_{kind}")
     @blp.response(204, description=f"{label} deleted (shares aimed at it go too)")
@@ -115,8 +111,7 @@ def _register_object_routes(blp: ApiBlueprint, kind: str, update_schema) -> None
     def list_members(args, ident):
         rows = structure.member_rows(kind, _get(kind, ident))
         page, limit = args["page"], args["limit"]
-        items = [structure_member_body(r) for r in rows[(page - 1) * limit:page * limit]]
-        return page_envelope("members", items, len(rows), page, limit)
+        return page_envelope("members", rows[(page - 1) * limit:page * limit], len(rows), page, limit)
 
     @blp.route("/<ident>/members", methods=["POST"], endpoint=f"add_{kind}_member")
     @blp.arguments(StructureMemberSchema)
@@ -127,7 +122,7 @@ def _register_object_routes(blp: ApiBlueprint, kind: str, update_schema) -> None
         """Only members of the organization can join."""
         link = structure.add_member(current_actor(), kind, _get(kind, ident), data["user_id"])
         db.session.commit()
-        return structure_member_body(link), 201
+        return link, 201
 
     @blp.route("/<ident>/members/<user_id>", methods=["DELETE"], endpoint=f"remove_{kind}_member")
     @blp.response(204, description=f"The user left the {kind}")
@@ -162,7 +157,7 @@ def list_teams(args, ident):
 def create_team(data, ident):
     row = structure.create_team(current_actor(), _get("unit", ident), data["name"], data["description"])
     db.session.commit()
-    return structure_body("team", row), 201
+    return row, 201
 
 
 api_blueprints = [org_blp, units_blp, teams_blp, groups_blp]
