@@ -69,12 +69,9 @@ def _init_extensions(app: Flask) -> None:
     api.spec.components.security_scheme("apiKeyHeader", {"type": "apiKey", "in": "header", "name": "X-API-Key"})
 
     from app.models import User
-    from app.models.base import parse_uuid
 
-    @login_manager.user_loader
-    def load_user(user_id):
-        user = db.session.get(User, parse_uuid(user_id))
-        return user if user is not None and user.is_active else None
+    # The session id carries the password fingerprint: a password change ends every other session.
+    login_manager.user_loader(User.by_session_id)
 
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         _tune_sqlite(app)

@@ -82,6 +82,8 @@ def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> d
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_KEY_PREFIX": "kiln-rl",
         "RATELIMIT_STRATEGY": "moving-window",
+        # Request bodies larger than this are refused with 413 before they are read (recipes are < 200 KB).
+        "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH") or 2 * 1024 * 1024),
         # Browser sessions
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
