@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 __version__ = "0.1.0"
 
@@ -38,6 +39,10 @@ def create_app(config: dict | None = None) -> Flask:
     from app.blueprints import register_blueprints
 
     register_blueprints(app)
+    proxies = app.config["KILN_TRUSTED_PROXIES"]
+    if proxies:
+        # Outermost, so rate limits, audit IPs, url_for(_external) and the Secure cookie see the client's view.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies)
 
     from app.cli import register_cli
 
