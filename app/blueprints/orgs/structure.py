@@ -50,7 +50,7 @@ def list_units(args, org_id):
 @org_blp.doc_errors(400, 401, 403, 404)
 @org_permission_required("structure:manage")
 def create_unit(data, org_id):
-    """A unit with a type: department, division, business-unit or other."""
+    """A unit with a type: department, division, business, business-unit or other."""
     row = structure.create_unit(current_actor(), orgs.get_org(org_id), data["name"], data["type"], data["description"])
     db.session.commit()
     return structure_body("unit", row), 201
