@@ -19,3 +19,4 @@ test-fast: setup
 bench: setup
 	python bench/run.py
 	python bench/boot.py
+	python bench/web.py

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 __version__ = "0.1.0"
 
@@ -38,6 +39,10 @@ def create_app(config: dict | None = None) -> Flask:
     from app.blueprints import register_blueprints
 
     register_blueprints(app)
+    proxies = app.config["KILN_TRUSTED_PROXIES"]
+    if proxies:
+        # Outermost, so rate limits, audit IPs, url_for(_external) and the Secure cookie see the client's view.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies)
 
     from app.cli import register_cli
 
@@ -69,12 +74,9 @@ def _init_extensions(app: Flask) -> None:
     api.spec.components.security_scheme("apiKeyHeader", {"type": "apiKey", "in": "header", "name": "X-API-Key"})
 
     from app.models import User
-    from app.models.base import parse_uuid
 
-    @login_manager.user_loader
-    def load_user(user_id):
-        user = db.session.get(User, parse_uuid(user_id))
-        return user if user is not None and user.is_active else None
+    # The session id carries the password fingerprint: a password change ends every other session.
+    login_manager.user_loader(User.by_session_id)
 
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         _tune_sqlite(app)

@@ -38,6 +38,9 @@ def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> d
     data_dir = Path(env.get("KILN_DATA_DIR") or instance_path / "data")
     database_url = env.get("DATABASE_URL") or f"sqlite:///{instance_path / 'kiln.db'}"
     redis_url = env.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    base_url = env.get("KILN_BASE_URL", "http://localhost:5000")
+    # Served over https (production): cookies only travel over https. Plain http (dev, tests): they must not.
+    secure_cookies = _bool(env.get("SESSION_COOKIE_SECURE"), base_url.startswith("https://"))
     return {
         "SECRET_KEY": env.get("SECRET_KEY") or _secret_key(instance_path),
         "SQLALCHEMY_DATABASE_URI": normalize_database_url(database_url),
@@ -45,7 +48,7 @@ def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> d
         "REDIS_URL": redis_url,
         "KILN_DATA_DIR": str(data_dir),
         "KILN_ARTIFACTS_DIR": str(Path(env.get("KILN_ARTIFACTS_DIR") or data_dir / "artifacts")),
-        "KILN_BASE_URL": env.get("KILN_BASE_URL", "http://localhost:5000"),
+        "KILN_BASE_URL": base_url,
         "KILN_OUTBOX_DIR": str(instance_path / "outbox"),
         # Mail: SMTP when MAIL_SERVER is set, else mails go to the log and instance/outbox/.
         "MAIL_SERVER": env.get("MAIL_SERVER", ""),
@@ -84,12 +87,18 @@ def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> d
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_KEY_PREFIX": "kiln-rl",
         "RATELIMIT_STRATEGY": "moving-window",
+        # Request bodies larger than this are refused with 413 before they are read (recipes are < 200 KB).
+        "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH") or 2 * 1024 * 1024),
         # Browser sessions
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE"), False),
+        "SESSION_COOKIE_SECURE": secure_cookies,
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": secure_cookies,
+        # How many reverse proxies in front of Kiln set X-Forwarded-For/-Proto/-Host. 0 trusts no such
+        # header (a client could fake its IP); behind one nginx it is 1, so login limits see real clients.
+        "KILN_TRUSTED_PROXIES": int(env.get("KILN_TRUSTED_PROXIES") or 0),
         "WTF_CSRF_TIME_LIMIT": None,
         "WTF_CSRF_SSL_STRICT": False,
         # OpenAPI (flask-smorest); Swagger UI is our own page over vendored assets.

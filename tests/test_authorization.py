@@ -222,6 +222,14 @@ class World:
                 self.tokens[role] = tokens.issue(app.config, redis.client, user_id, self.a)[0]
 
 
+def _session_id(app, user_id) -> str:
+    from app.extensions import db
+    from app.models import User
+
+    with app.app_context():
+        return db.session.get(User, user_id).get_id()
+
+
 def _call(client, world: World, caller: str, method: str, url: str, parts: dict, *, page: bool,
           tenant=None, url_rule: str = ""):
     from flask import g
@@ -231,7 +239,7 @@ def _call(client, world: World, caller: str, method: str, url: str, parts: dict,
     with client.session_transaction() as sess:
         sess.clear()
         if page and caller in ROLES:
-            sess["_user_id"] = str(world.users[caller])
+            sess["_user_id"] = _session_id(client.application, world.users[caller])
             sess["_fresh"] = True
             sess["org_id"] = str(world.a)
     if not page and caller in ROLES:

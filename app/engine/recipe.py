@@ -25,14 +25,14 @@ RELEASES = ("trixie", "bookworm")
 FORMATS = ("iso", "rootfs", "oci", "qcow2")
 BOOTABLE_FORMATS = ("iso", "qcow2")
 
-PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")  # Debian policy 5.6.1
-HOST_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-SERVICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._:\\-]{0,254}$")
-PORT_RE = re.compile(r"^(\d{1,5})(?:/(tcp|udp))?$")
-MODE_RE = re.compile(r"^0?[0-7]{3,4}$")
-CRYPT_RE = re.compile(r"^\$(?:1|5|6|2[aby]|y|gy|7)\$[./A-Za-z0-9$=,]{8,}$")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]{1,127}\Z")  # Debian policy 5.6.1 (length: ours)
+HOST_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
+USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}\Z")
+SERVICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._:\\-]{0,254}\Z")
+PORT_RE = re.compile(r"^([0-9]{1,5})(?:/(tcp|udp))?\Z")
+MODE_RE = re.compile(r"^0?[0-7]{3,4}\Z")
+CRYPT_RE = re.compile(r"^\$(?:1|5|6|2[aby]|y|gy|7)\$[./A-Za-z0-9$=,]{8,}\Z")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 SSH_KEY_TYPES = {
     "ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
     "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
@@ -83,7 +83,7 @@ def _locales() -> frozenset[str] | None:
     return frozenset(names | {"C.UTF-8", "C", "POSIX"})
 
 
-LOCALE_RE = re.compile(r"^(?:C|POSIX|C\.UTF-8|[a-z]{2,3}_[A-Z]{2}(?:\.(?:UTF-8|ISO-8859-\d+))?(?:@[a-z]+)?)$")
+LOCALE_RE = re.compile(r"^(?:C|POSIX|C\.UTF-8|[a-z]{2,3}_[A-Z]{2}(?:\.(?:UTF-8|ISO-8859-\d+))?(?:@[a-z]+)?)\Z")
 
 
 @functools.cache
@@ -101,31 +101,57 @@ def _keyboard_layouts() -> frozenset[str] | None:
     return frozenset(layouts)
 
 
-KEYBOARD_RE = re.compile(r"^[a-z]{2,3}(?:-[a-z0-9_]+)?$")
+KEYBOARD_RE = re.compile(r"^[a-z]{2,3}(?:-[a-z0-9_]+)?\Z")
 
 
 # ---- field validators ------------------------------------------------------------------
 
+SHOWN_CHARS = 40  # a rejected value is quoted only this far: an error never grows with the input
+
+
+def _shown(value: Any) -> str:
+    """A rejected value as a short quote for an error message (never the whole of a huge or nested value)."""
+    if isinstance(value, str):
+        return json.dumps(value if len(value) <= SHOWN_CHARS else value[:SHOWN_CHARS] + "…", ensure_ascii=False)
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, (int, float)):
+        text = repr(value)
+        return text if len(text) <= SHOWN_CHARS else "a number"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"a {type(value).__name__} value"
+
+
+def _one_of(choices: tuple[str, ...] | list[str], what: str) -> Any:
+    def check(value: str) -> None:
+        if value not in choices:
+            raise ValidationError(f"unknown {what} {_shown(value)}; one of: {', '.join(choices)}")
+    return check
+
+
 def _check_package(value: str) -> None:
     if not isinstance(value, str) or not PACKAGE_RE.match(value):
-        raise ValidationError(f"{json.dumps(value)} is not a valid Debian package name")
+        raise ValidationError(f"{_shown(value)} is not a valid Debian package name")
 
 
 def _check_hostname(value: str) -> None:
     if len(value) > 253 or not all(HOST_LABEL_RE.match(label) for label in value.split(".")):
-        raise ValidationError(f"{json.dumps(value)} is not a valid hostname (RFC 1123: letters, digits, hyphens; labels of 1-63 characters)")
+        raise ValidationError(f"{_shown(value)} is not a valid hostname (RFC 1123: letters, digits, hyphens; labels of 1-63 characters)")
 
 
 def _check_timezone(value: str) -> None:
     if value not in _timezones():
-        raise ValidationError(f"{json.dumps(value)} is not a known timezone (e.g. Europe/Berlin, Etc/UTC)")
+        raise ValidationError(f"{_shown(value)} is not a known timezone (e.g. Europe/Berlin, Etc/UTC)")
 
 
 def _check_locale(value: str) -> None:
     known = _locales()
     ok = value in known if known is not None else bool(LOCALE_RE.match(value))
     if not ok:
-        raise ValidationError(f"{json.dumps(value)} is not a supported locale (e.g. en_US.UTF-8)")
+        raise ValidationError(f"{_shown(value)} is not a supported locale (e.g. en_US.UTF-8)")
 
 
 def _check_keyboard(value: str) -> None:
@@ -133,17 +159,17 @@ def _check_keyboard(value: str) -> None:
     layout = value.split("-", 1)[0] if layouts is None else value
     ok = layout in layouts if layouts is not None else bool(KEYBOARD_RE.match(value))
     if not ok:
-        raise ValidationError(f"{json.dumps(value)} is not a known keyboard layout (e.g. us, de, fr)")
+        raise ValidationError(f"{_shown(value)} is not a known keyboard layout (e.g. us, de, fr)")
 
 
 def _check_user_name(value: str) -> None:
     if not USER_RE.match(value):
-        raise ValidationError(f"{json.dumps(value)} is not a valid user name (lowercase letters, digits, _ and -, starting with a letter or _, at most 32)")
+        raise ValidationError(f"{_shown(value)} is not a valid user name (lowercase letters, digits, _ and -, starting with a letter or _, at most 32)")
 
 
 def _check_group_name(value: str) -> None:
     if not USER_RE.match(value):
-        raise ValidationError(f"{json.dumps(value)} is not a valid group name")
+        raise ValidationError(f"{_shown(value)} is not a valid group name")
 
 
 def check_ssh_key(value: str) -> None:
@@ -152,7 +178,7 @@ def check_ssh_key(value: str) -> None:
         raise ValidationError("not an SSH public key: expected '<type> <base64> [comment]'")
     key_type, blob = parts[0], parts[1]
     if key_type not in SSH_KEY_TYPES:
-        raise ValidationError(f"unsupported SSH key type {json.dumps(key_type)} (use ssh-ed25519, ssh-rsa or ecdsa-sha2-*)")
+        raise ValidationError(f"unsupported SSH key type {_shown(key_type)} (use ssh-ed25519, ssh-rsa or ecdsa-sha2-*)")
     try:
         raw = base64.b64decode(blob, validate=True)
     except (binascii.Error, ValueError):
@@ -175,14 +201,14 @@ def _check_password_hash(value: str) -> None:
 
 def _check_service(value: str) -> None:
     if not SERVICE_RE.match(value) or ".." in value:
-        raise ValidationError(f"{json.dumps(value)} is not a valid systemd unit name")
+        raise ValidationError(f"{_shown(value)} is not a valid systemd unit name")
 
 
 def _check_port(value: Any) -> None:
     text = str(value)
     m = PORT_RE.match(text)
     if not m or isinstance(value, bool):
-        raise ValidationError(f"{json.dumps(value)} is not a port rule like 22/tcp, 80 or 53/udp")
+        raise ValidationError(f"{_shown(value)} is not a port rule like 22/tcp, 80 or 53/udp")
     if not 1 <= int(m.group(1)) <= 65535:
         raise ValidationError(f"port {m.group(1)} is out of range 1-65535")
 
@@ -190,23 +216,23 @@ def _check_port(value: Any) -> None:
 def _check_abs_path(value: str) -> None:
     p = PurePosixPath(value)
     if not value.startswith("/") or value == "/" or ".." in p.parts or "\0" in value or value.endswith("/"):
-        raise ValidationError(f"{json.dumps(value)} must be an absolute file path (like /etc/motd) without '..'")
+        raise ValidationError(f"{_shown(value)} must be an absolute file path (like /etc/motd) without '..'")
 
 
 def _check_mode(value: str) -> None:
     if not MODE_RE.match(str(value)):
-        raise ValidationError(f"{json.dumps(value)} is not an octal file mode like 0644")
+        raise ValidationError(f"{_shown(value)} is not an octal file mode like 0644")
 
 
 def _check_owner(value: str) -> None:
     parts = value.split(":")
     if len(parts) > 2 or not all(USER_RE.match(p) for p in parts):
-        raise ValidationError(f"{json.dumps(value)} is not an owner like root or www-data:www-data")
+        raise ValidationError(f"{_shown(value)} is not an owner like root or www-data:www-data")
 
 
 def _check_url(value: str) -> None:
-    if not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
-        raise ValidationError(f"{json.dumps(value)} is not an http(s) URL")
+    if not re.match(r"^https?://[^\s/]+(/\S*)?\Z", value):
+        raise ValidationError(f"{_shown(value)} is not an http(s) URL")
 
 
 def _check_command(value: str) -> None:
@@ -300,7 +326,7 @@ _PARAM_SCHEMAS = {t: Schema.from_dict(p, name=f"{t}Params")(unknown=RAISE) for t
 
 
 class TestSchema(_Strict):
-    type = fields.String(required=True, validate=validate.OneOf(TEST_TYPES, error="unknown test type {input!r}; one of: {choices}"))
+    type = fields.String(required=True, validate=_one_of(TEST_TYPES, "test type"))
     params = fields.Dict(keys=fields.String(), load_default=dict)
 
     @validates_schema
@@ -328,7 +354,7 @@ class RecipeSchema(_Strict):
     distribution = fields.String(load_default="debian", validate=validate.OneOf(["debian"], error="only 'debian' is supported"))
     release = fields.String(load_default="trixie", validate=validate.OneOf(RELEASES, error="release must be one of: {choices}"))
     architecture = fields.String(load_default="amd64", validate=validate.OneOf(["amd64"], error="only amd64 is supported"))
-    format = fields.String(load_default="iso", validate=validate.OneOf(FORMATS, error="unknown format {input!r}; one of: {choices}"))
+    format = fields.String(load_default="iso", validate=_one_of(FORMATS, "format"))
     packages = fields.List(fields.Raw(validate=_check_package), load_default=list)
     hostname = fields.String(load_default="debian", validate=_check_hostname)
     timezone = fields.String(load_default="Etc/UTC", validate=_check_timezone)
@@ -377,7 +403,7 @@ def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
             elif key == "_schema":
                 path = prefix or "recipe"
             else:
-                path = f"{prefix}.{key}" if prefix else str(key)
+                path = f"{prefix}.{_path_key(key)}" if prefix else _path_key(key)
             for k, v in _flatten(value, path).items():
                 out.setdefault(k, []).extend(v)
     elif isinstance(messages, list):
@@ -392,14 +418,69 @@ def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     return out
 
 
+# A recipe is a few hundred values; these bounds stop YAML aliases (a few hundred bytes can stand for
+# billions of values) and absurd nesting before validation walks the data.
+MAX_VALUES = 50_000
+MAX_TEXT = 2_000_000  # characters of all strings together, aliases expanded
+MAX_DEPTH = 20
+MAX_RECIPE_TEXT = 200_000  # characters of YAML/JSON source
+MAX_ERRORS = 50  # fields named in one RecipeError
+MAX_PATH = 100  # characters of one field path (an unknown key can be long)
+
+
+def _path_key(key: Any) -> str:
+    text = str(key)
+    return text if len(text) <= MAX_PATH else text[:MAX_PATH] + "…"
+
+
+def _check_shape(data: dict) -> None:
+    """Refuse data that is too big or too deep once aliases are expanded, or has non-text keys.
+
+    Walks iteratively with a budget, so shared and even self-referencing YAML nodes cost at most the budget.
+    """
+    values = text = 0
+    for top_key, top_value in data.items():
+        field = _path_key(top_key)
+        if not isinstance(top_key, str):
+            raise RecipeError({field: ["field names must be text"]})
+        stack: list[tuple[Any, int]] = [(top_value, 1)]
+        while stack:
+            value, depth = stack.pop()
+            values += 1
+            if values > MAX_VALUES:
+                raise RecipeError({field: [f"too many values (more than {MAX_VALUES} with YAML aliases expanded)"]})
+            if isinstance(value, str):
+                text += len(value)
+                if text > MAX_TEXT:
+                    raise RecipeError({field: [f"too much text (more than {MAX_TEXT} characters with YAML aliases expanded)"]})
+            elif isinstance(value, (dict, list)):
+                if depth >= MAX_DEPTH:
+                    raise RecipeError({field: [f"nested more than {MAX_DEPTH} levels deep"]})
+                if isinstance(value, dict):
+                    if not all(isinstance(k, str) for k in value):
+                        raise RecipeError({field: ["keys of a mapping must be text"]})
+                    stack.extend((v, depth + 1) for v in value.values())
+                else:
+                    stack.extend((v, depth + 1) for v in value)
+
+
+def _bounded(errors: dict[str, list[str]]) -> dict[str, list[str]]:
+    if len(errors) <= MAX_ERRORS:
+        return errors
+    kept = dict(list(errors.items())[:MAX_ERRORS])
+    kept.setdefault("recipe", []).append(f"and {len(errors) - MAX_ERRORS} more fields with errors")
+    return kept
+
+
 def validate_recipe(data: dict) -> dict:
     """Return the normalized recipe (defaults filled) or raise RecipeError naming every bad field."""
     if not isinstance(data, dict):
         raise RecipeError({"recipe": ["a recipe must be a mapping of fields (YAML or JSON object)"]})
+    _check_shape(data)
     try:
         loaded = RecipeSchema().load(copy.deepcopy(data))
     except ValidationError as err:
-        raise RecipeError(_flatten(err.messages)) from None
+        raise RecipeError(_bounded(_flatten(err.messages))) from None
     return json.loads(json.dumps(loaded))  # plain dicts/lists all the way down
 
 
@@ -419,8 +500,12 @@ _Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 def parse_recipe_text(text: str) -> dict:
     """YAML or JSON text -> validated, normalized recipe dict."""
+    if len(text) > MAX_RECIPE_TEXT:
+        raise RecipeError({"recipe": [f"the recipe text is longer than {MAX_RECIPE_TEXT} characters"]})
     try:
         data = yaml.load(text, Loader=_Loader)  # JSON is YAML
+    except RecursionError:
+        raise RecipeError({"recipe": [f"not valid YAML or JSON: nested more than {MAX_DEPTH} levels deep"]}) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import g, jsonify, render_template, request
+from flask import current_app, g, jsonify, render_template, request
 from redis import exceptions as redis_errors
 from werkzeug.exceptions import HTTPException
 
@@ -102,6 +102,9 @@ def api_http_exception(error: HTTPException):
         message = f"No resource at {request.path}"
     if error.code == 405:
         message = f"Method {request.method} is not allowed on {request.path}"
+    if error.code == 413:
+        message = body_too_large_message()
+        data = {"details": {"body": [message]}}
     if error.code == 429:
         retry = getattr(error, "retry_after", None) or _retry_after_from_limit(error)
         if retry:
@@ -128,9 +131,18 @@ def page_error(status: int, title: str, message: str):
     return render_template("errors/error.html", status=status, title=title, message=message), status
 
 
+def body_too_large_message() -> str:
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if limit:
+        return f"The request body is larger than the limit of {limit // 1024} KiB"
+    return "The request body is too large"
+
+
 def handle_http_exception(error: HTTPException):
     if wants_json():
         return api_http_exception(error)
+    if error.code == 413:
+        return page_error(413, "Too much data", body_too_large_message() + "; send less and try again.")
     if error.code == 429:
         return page_error(429, "Too many requests", "Please wait a moment and try again.")
     return page_error(error.code or 500, error.name, error.description or "")

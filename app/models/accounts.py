@@ -1,15 +1,17 @@
 """People and the organizations they belong to."""
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint, Uuid, select
+from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint, Uuid, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
-from app.models.base import IdMixin, TimestampMixin, UTCDateTime
+from app.models.base import IdMixin, TimestampMixin, UTCDateTime, parse_uuid
 
 ROLES = ("viewer", "member", "admin", "owner")
 ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
@@ -25,6 +27,8 @@ class User(IdMixin, TimestampMixin, UserMixin, db.Model):
     is_site_admin: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     totp_secret: Mapped[str | None] = mapped_column(String(64))
     totp_enabled: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    # The last TOTP time step a code was accepted for: a code works once, even inside its window.
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
     # Bumped when the password changes, so outstanding reset links die.
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -36,12 +40,28 @@ class User(IdMixin, TimestampMixin, UserMixin, db.Model):
     def is_active(self) -> bool:  # flask-login
         return self.is_active_flag
 
+    @property
+    def password_fingerprint(self) -> str:
+        """Changes with the password: part of session ids and reset links, so those die with the old password."""
+        return hashlib.sha256(self.password_hash.encode()).hexdigest()[:16]
+
     def get_id(self) -> str:
-        return str(self.id)
+        # flask-login keeps this in the session and the remember-me cookie; see load_session_user.
+        return f"{self.id}:{self.password_fingerprint}"
 
     @classmethod
     def by_email(cls, email: str) -> "User | None":
         return db.session.scalar(select(cls).where(cls.email == email.strip().lower()))
+
+    @classmethod
+    def by_session_id(cls, session_id: str | None) -> "User | None":
+        """The active user a session or remember-me cookie names, if its password has not changed since."""
+        user_id, _, fingerprint = (session_id or "").partition(":")
+        uid = parse_uuid(user_id)
+        user = db.session.get(cls, uid) if uid is not None else None
+        if user is None or not user.is_active or not hmac.compare_digest(fingerprint, user.password_fingerprint):
+            return None
+        return user
 
 
 class Organization(IdMixin, TimestampMixin, db.Model):

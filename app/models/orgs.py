@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 from app.extensions import db
 from app.models.base import IdMixin, OrgOwnedMixin, TimestampMixin, UTCDateTime
 
-UNIT_TYPES = ("department", "division", "business-unit", "other")
+UNIT_TYPES = ("department", "division", "business", "business-unit", "other")  # "business": the seeds' own example
 SHARE_TARGETS = ("user", "group", "unit", "team", "organization")
 SHARE_PERMISSIONS = ("view", "edit")
 

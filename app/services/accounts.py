@@ -1,16 +1,17 @@
 """Accounts: registration, credentials, password reset, two-factor. Plain functions; the caller commits."""
 from __future__ import annotations
 
-import hashlib
+import hmac
 import re
 import secrets
+import time
 
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 
 from app.extensions import db
 from app.models import Membership, Organization, User
@@ -105,8 +106,8 @@ def authenticate(email: str, password: str, totp_code: str | None = None, *, act
     if user.totp_enabled:
         if not totp_code:
             raise Unauthorized("A two-factor code is required", {"totpCode": ["Required for this account."]})
-        if not pyotp.TOTP(user.totp_secret).verify(str(totp_code).strip(), valid_window=1):
-            raise Unauthorized("The two-factor code is not valid", {"totpCode": ["Invalid code."]})
+        if not use_totp_code(user, totp_code):
+            raise Unauthorized("The two-factor code is not valid", {"totpCode": ["Invalid or already used code."]})
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.last_login_at = utcnow()
@@ -129,7 +130,7 @@ def _reset_serializer(secret: str) -> URLSafeTimedSerializer:
 
 def _password_fingerprint(user: User) -> str:
     # Part of the token: once the password changes, every earlier link stops working (single use).
-    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+    return user.password_fingerprint
 
 
 def make_reset_token(secret: str, user: User) -> str:
@@ -196,6 +197,33 @@ def _uuid(value):
 
 # Two-factor (TOTP) -------------------------------------------------------------------------------
 
+TOTP_WINDOW = 1  # steps of 30 s either side of now: clocks of phones drift
+
+
+def use_totp_code(user: User, code) -> bool:
+    """Accept a code once: it must match a step within the window that is newer than the last one used.
+
+    The step is claimed with one conditional UPDATE, so two logins racing with the same code cannot both win.
+    """
+    totp = pyotp.TOTP(user.totp_secret)
+    code = str(code or "").strip()
+    now = int(time.time()) // totp.interval
+    for step in range(now - TOTP_WINDOW, now + TOTP_WINDOW + 1):
+        if not hmac.compare_digest(totp.generate_otp(step), code):
+            continue
+        if user.totp_last_step is not None and step <= user.totp_last_step:
+            return False
+        claimed = db.session.execute(
+            update(User).where(User.id == user.id, or_(User.totp_last_step.is_(None), User.totp_last_step < step))
+            .values(totp_last_step=step).execution_options(synchronize_session=False)
+        ).rowcount
+        if claimed != 1:
+            return False
+        user.totp_last_step = step
+        return True
+    return False
+
+
 def totp_begin(user: User, issuer: str = "Kiln") -> dict:
     """A fresh secret, kept unconfirmed until a code proves the authenticator has it."""
     if user.totp_enabled:
@@ -210,7 +238,7 @@ def totp_enable(user: User, code: str) -> None:
         raise Conflict("Two-factor authentication is already enabled")
     if not user.totp_secret:
         raise Conflict("Start the setup first: no secret has been generated")
-    if not pyotp.TOTP(user.totp_secret).verify(str(code or "").strip(), valid_window=1):
+    if not use_totp_code(user, code):
         raise ValidationFailed("code: the two-factor code is not valid", {"code": ["Invalid code."]})
     user.totp_enabled = True
     audit.record(Actor(user=user), "user.totp_enabled", "user", user.id, org_id=user.default_org_id)
@@ -221,8 +249,9 @@ def totp_disable(user: User, password: str, code: str) -> None:
         raise Conflict("Two-factor authentication is not enabled")
     if not check_password(user, password or ""):
         raise ValidationFailed("password: is not correct", {"password": ["Not correct."]})
-    if not pyotp.TOTP(user.totp_secret).verify(str(code or "").strip(), valid_window=1):
-        raise ValidationFailed("code: the two-factor code is not valid", {"code": ["Invalid code."]})
+    if not use_totp_code(user, code):
+        raise ValidationFailed("code: the two-factor code is not valid", {"code": ["Invalid or already used code."]})
     user.totp_enabled = False
     user.totp_secret = None
+    user.totp_last_step = None
     audit.record(Actor(user=user), "user.totp_disabled", "user", user.id, org_id=user.default_org_id)

@@ -132,9 +132,10 @@ def get_version(conversation: Conversation, number) -> RecipeVersion:
         n = int(number)
     except (TypeError, ValueError):
         raise NotFound.of("Recipe version", number) from None
-    version = conversation.version(n) if n >= 1 else None
+    # Beyond a 32-bit column no version exists; asking the database would overflow its integer type.
+    version = conversation.version(n) if 1 <= n <= 2**31 - 1 else None
     if version is None:
-        raise NotFound(f"Recipe version {number} of conversation '{conversation.id}' not found")
+        raise NotFound(f"Recipe version {str(number)[:20]} of conversation '{conversation.id}' not found")
     return version
 
 

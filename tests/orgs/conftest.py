@@ -82,14 +82,24 @@ def make_conversation(app, org_id, creator, name="Web server"):
         return str(row.id)
 
 
+def _session_id(app, user_id) -> str:
+    """What flask-login keeps for this user (it carries the password fingerprint)."""
+    from app.extensions import db
+    from app.models import User
+
+    with app.app_context():
+        return db.session.get(User, user_id).get_id()
+
+
 def session_login(client, user, org_id=None):
     """Log a browser session in without a password round trip (flask-login reads _user_id)."""
     from flask import g
 
     # pytest-flask keeps one app context (so one `g`) for the whole test: forget flask-login's cached user.
     g.pop("_login_user", None)
+    session_id = _session_id(client.application, user.id)
     with client.session_transaction() as sess:
-        sess["_user_id"] = str(user.id)
+        sess["_user_id"] = session_id
         sess["_fresh"] = True
         if org_id is not None:
             sess["org_id"] = str(org_id)

@@ -1,25 +1,38 @@
 """Account pages: sign-up, log-in, password reset, settings with two-factor, the org switcher."""
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pyotp
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_user, logout_user
 
-from app.extensions import db, limiter
+from app.extensions import db, limiter, redis
 from app.http.auth import current_actor, page_permission
 from app.http.htmx import is_htmx
 from app.models import Membership
 from app.models.base import parse_uuid
-from app.services import accounts
+from app.services import accounts, tokens
 from app.services.errors import DomainError, Unauthorized
 
 bp = Blueprint("accounts", __name__)
 
 
+def _is_local_path(target: str) -> bool:
+    r"""A path on this site, read the way a browser reads it: browsers drop tabs and newlines and turn
+    backslashes into slashes, so `/\t/evil.com` and `/\\evil.com` are other hosts, like `//evil.com`."""
+    if not target.startswith("/") or target.startswith("//") or "\\" in target or len(target) > 2000:
+        return False
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in target):
+        return False
+    parts = urlsplit(target)
+    return not parts.scheme and not parts.netloc
+
+
 def _safe_next(target: str | None) -> str:
     # Only same-site paths: an open redirect would turn the login page into a phishing aid.
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    if target and _is_local_path(target):
         return target
     return url_for("dashboard.index")
 
@@ -107,9 +120,6 @@ def reset_page(token: str):
             errors = {"passwordConfirm": ["The two passwords differ."]}
         else:
             try:
-                from app.extensions import redis
-                from app.services import tokens
-
                 user = accounts.reset_password(current_app.config, token, request.form.get("password", ""))
                 tokens.revoke_all(redis.client, user.id)
                 db.session.commit()
@@ -129,13 +139,20 @@ def settings_page():
     if request.method == "POST":
         try:
             if request.form.get("action") == "password":
-                accounts.change_password(current_user, request.form.get("current_password", ""),
+                user = current_user._get_current_object()
+                accounts.change_password(user, request.form.get("current_password", ""),
                                          request.form.get("new_password", ""))
-                flash("Password changed.", "success")
+                # Every bearer token and every other session (their ids carry the old password's
+                # fingerprint) stops working; this session continues under the new id.
+                tokens.revoke_all(redis.client, user.id)
+                db.session.commit()
+                remember = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies
+                login_user(user, remember=remember)
+                flash("Password changed. Other sessions and API tokens are signed out.", "success")
             else:
                 accounts.update_profile(current_user, request.form.get("name", ""))
                 flash("Profile saved.", "success")
-            db.session.commit()
+                db.session.commit()
             return redirect(url_for("accounts.settings_page"))
         except DomainError as exc:
             db.session.rollback()

@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from app import __version__
 from app.extensions import db, redis
+from app.blueprints.health.schemas import ApiVersionSchema, HealthSchema, ReadySchema
 from app.http.blueprint import ApiBlueprint
 
 blp = ApiBlueprint("health", __name__, url_prefix="/api", description="Health, readiness and version")
@@ -34,6 +35,8 @@ def _check_redis() -> str:
 
 @blp.route("/health")
 @blp.doc(security=[])
+@blp.response(200, HealthSchema, description="Every dependency answers")
+@blp.alt_response(503, schema=HealthSchema, description="A dependency is down (the body says which)")
 def health():
     """Health of the app and its dependencies (503 when one is down)."""
     db_state, redis_state = _check_db(), _check_redis()
@@ -50,6 +53,8 @@ def health():
 
 @blp.route("/ready")
 @blp.doc(security=[])
+@blp.response(200, ReadySchema, description="Ready to take traffic")
+@blp.alt_response(503, schema=ReadySchema, description="Not ready (the body says which dependency is down)")
 def ready():
     """Ready to take traffic: the database schema is reachable and Redis answers."""
     db_state, redis_state = _check_db(), _check_redis()
@@ -59,9 +64,10 @@ def ready():
 
 @blp.route("/version")
 @blp.doc(security=[])
+@blp.response(200, ApiVersionSchema)
 def version():
     """The running Kiln version and API version."""
-    return {"version": __version__, "apiVersion": "v1"}
+    return {"version": __version__, "api_version": "v1"}
 
 
 api_blueprints = [blp]

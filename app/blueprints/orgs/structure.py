@@ -55,7 +55,7 @@ _register_org_list("group", Group, GroupPageSchema)
 @org_blp.doc_errors(400, 401, 403, 404)
 @permission_required("structure:manage", "org_id")
 def create_unit(data, org_id):
-    """A unit with a type: department, division, business-unit or other."""
+    """A unit with a type: department, division, business, business-unit or other."""
     row = structure.create_unit(current_actor(), resolve_org()[0], data["name"], data["type"], data["description"])
     db.session.commit()
     return row, 201
