@@ -1,8 +1,4 @@
 """The QEMU launcher with real QEMU, on images that never reach an OS (fast): ports, timeouts, teardown."""
-import os
-import re
-import signal
-import subprocess
 import threading
 import time
 
@@ -93,29 +89,11 @@ def test_bad_images_raise_vm_errors(tmp_path, packed_images):
             pass
 
 
-def kill_first_vm_after(delay: float):
-    """A log callback that SIGKILLs the first test VM's QEMU `delay` seconds after it starts: the emulator's fault."""
-    started: list[str] = []
-
-    def kill(vm_id: str) -> None:
-        pids = subprocess.run(["pgrep", "-f", f"kiln-test-{vm_id} "], capture_output=True, text=True).stdout.split()
-        for pid in pids:
-            os.kill(int(pid), signal.SIGKILL)
-
-    def log(level: str, message: str) -> None:
-        if m := re.match(r"starting test VM (\w+) ", message):
-            started.append(m.group(1))
-            if len(started) == 1:
-                threading.Timer(delay, kill, [m.group(1)]).start()
-
-    return log, started
-
-
-def test_qemu_killed_before_init_is_retried_on_a_fresh_vm(blank_iso, tmp_path, tcg):
-    log, started = kill_first_vm_after(1.0)
+def test_qemu_killed_before_init_is_retried_on_a_fresh_vm(blank_iso, tmp_path, tcg, kill_first_vm):
+    log = kill_first_vm(lambda console: True, tmp_path, delay=1.0)
     run = boot_and_check(blank_iso, "iso", [{"type": "boots", "params": {}}], work_dir=tmp_path, log=log,
                          boot_timeout=4)
-    assert len(started) == 2 and started[0] != started[1]
+    assert len(log.started) == 2 and log.started[0] != log.started[1]
     first, second = run.attempts
     assert (first.outcome, second.outcome) == ("qemu-error", "timed-out")
     assert "QEMU was killed by signal 9" in first.reason
