@@ -188,7 +188,11 @@ def _start_vm(n: int, image: Path, fmt: str, work_dir: Path, forward: list[tuple
     except QemuStartError as err:
         log("error", str(err))
         return None, None, BootAttempt(n, QEMU_ERROR, str(err), 0.0, str(vm.console_log), vm.stderr()[-2000:])
-    outcome = vm.wait_boot(wait, cancel=cancel, settle=BOOT_SETTLE)
+    try:
+        outcome = vm.wait_boot(wait, cancel=cancel, settle=BOOT_SETTLE)
+    except BaseException:
+        vm.stop()
+        raise
     attempt = _attempt_record(n, outcome, vm)
     log("info" if outcome.booted else "error",
         f"test VM {'reached a login prompt' if outcome.booted else 'did not boot'} after {outcome.seconds:.1f} s"
