@@ -46,7 +46,7 @@ def test_an_image_that_panics_before_init_twice_is_blamed_after_the_retry(zeroed
     assert [a.outcome for a in run.attempts] == ["died-before-init", "died-before-init"]
     for attempt in run.attempts:
         assert attempt.reason.startswith("kernel panic: VFS: Unable to mount root fs"), attempt.reason
-        assert "Kernel panic - not syncing" in attempt.console
+        assert "Kernel panic - not syncing" in attempt.console_tail
     assert run.attempts[0].console_log != run.attempts[1].console_log
     assert boot.result == "failed"
     assert boot.message.startswith("died before its init system on two fresh VMs, the same way: kernel panic: "

@@ -36,6 +36,7 @@ PORT_RETRIES = 5
 TCG_CPU_MODEL = "qemu64,+rdrand"
 TCG_THREAD = "multi"
 MACHINE = "pc"
+TCG_ICOUNT = ""
 KERNEL_OUTPUT_RE = re.compile(r"\[\s*\d+\.\d+\]|Linux version|Welcome to|systemd\[1\]")
 
 
@@ -139,7 +140,8 @@ class VM:
     def __init__(self, image: Path, fmt: str, work_dir: Path, *, forward: list[tuple[str, int]] | None = None,
                  log: LogFn | None = None, accel: str | None = None, memory_mb: int = MEMORY_MB,
                  cpus: int = CPUS, firmware: str | None = None, machine: str | None = None,
-                 cpu_model: str | None = None, tcg_thread: str | None = None, rng: bool = True):
+                 cpu_model: str | None = None, tcg_thread: str | None = None, rng: bool = True,
+                 icount: str | None = None):
         if fmt not in ("iso", "qcow2"):
             raise VMError(f"format {fmt!r} does not boot; only iso and qcow2 images can be started")
         image = Path(image)
@@ -156,6 +158,7 @@ class VM:
         self.cpu_model = cpu_model or os.environ.get("KILN_TEST_VM_CPU_MODEL", TCG_CPU_MODEL)
         self.tcg_thread = tcg_thread or os.environ.get("KILN_TEST_VM_TCG_THREAD", TCG_THREAD)
         self.rng = rng
+        self.icount = icount if icount is not None else os.environ.get("KILN_TEST_VM_ICOUNT", TCG_ICOUNT)
         self.id = uuid.uuid4().hex[:8]
         # Unix socket paths are limited to ~107 bytes; keep the run dir short.
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"kiln-vm-{self.id}-"))
@@ -208,6 +211,8 @@ class VM:
         firmware = self.firmware or os.environ.get("KILN_TEST_VM_FIRMWARE", "bios")
         if accel == "tcg" and self.cpu_model != "default":
             argv += ["-cpu", self.cpu_model]
+        if accel == "tcg" and self.icount:
+            argv += ["-icount", self.icount]
         if firmware == "uefi":
             code = Path("/usr/share/OVMF/OVMF_CODE.fd")
             if not code.exists():
