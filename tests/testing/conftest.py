@@ -112,3 +112,46 @@ def packed_images(tmp_path_factory) -> dict[str, Path]:
         out["oci"] = base / "image.oci.tar"
         _run("tar", "-C", layout, "-cf", out["oci"], ".")
     return out
+
+
+@pytest.fixture
+def kill_first_vm():
+    """kill_first_vm(when, console_dir, delay=0) -> a log callback for the runner that SIGKILLs the first
+    test VM's QEMU `delay` seconds after `when(console_text)` is true: the emulator dying, whatever the
+    image. The callback's `.started` lists the ids of the VMs the runner started."""
+    import re
+    import signal
+    import threading
+    import time
+
+    threads: list[threading.Thread] = []
+
+    def make(when, console_dir: Path, delay: float = 0.0):
+        started: list[str] = []
+
+        def watch(vm_id: str) -> None:
+            console = console_dir / f"console-iso-{vm_id}.log"
+            deadline = time.monotonic() + 900
+            while time.monotonic() < deadline:
+                text = console.read_text(errors="replace") if console.exists() else ""
+                if when(text):
+                    break
+                time.sleep(0.2)
+            time.sleep(delay)
+            found = subprocess.run(["pgrep", "-f", f"kiln-test-{vm_id} "], capture_output=True, text=True)
+            for pid in found.stdout.split():
+                os.kill(int(pid), signal.SIGKILL)
+
+        def log(level: str, message: str) -> None:
+            if m := re.match(r"starting test VM (\w+) ", message):
+                started.append(m.group(1))
+                if len(started) == 1:
+                    threads.append(threading.Thread(target=watch, args=(m.group(1),), daemon=True))
+                    threads[-1].start()
+
+        log.started = started
+        return log
+
+    yield make
+    for t in threads:
+        t.join(timeout=5)

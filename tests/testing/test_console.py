@@ -67,3 +67,15 @@ def test_failed_units_are_named_new_and_old_systemd_style():
 def test_tail_drops_blank_lines_and_colour():
     assert tail(BOOTED, 2) == ("Debian GNU/Linux 13 web01 ttyS0\n"
                                "web01 login: [   94.152799] powernow_k8: Power state transitions not supported")
+
+
+def test_the_init_system_starting_is_seen_before_the_login_prompt():
+    initramfs = ("[    5.463162] clocksource: Switched to clocksource tsc\r\n"
+                 "Begin: Running /scripts/init-bottom ... \r\n")
+    assert not parse_console(initramfs).init
+    systemd = initramfs + ("[  277.893797] systemd[1]: Inserted module 'autofs4'\r\n"
+                           "\r\nWelcome to Debian GNU/Linux 13 (trixie)!\r\n\r\n")
+    state = parse_console(systemd)
+    assert state.init and not state.booted
+    assert parse_console("\r\nWelcome to \x1b[1mDebian GNU/Linux 13 (trixie)\x1b[0m!\r\n").init
+    assert parse_console(BOOTED).init

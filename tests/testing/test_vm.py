@@ -52,14 +52,17 @@ def tcg(monkeypatch):
 
 def test_boot_timeout_is_reported_and_vm_torn_down(blank_iso, tmp_path, tcg):
     started = time.monotonic()
-    results, console_log, seconds = boot_and_check(
+    run = boot_and_check(
         blank_iso, "iso", [{"type": "boots", "params": {}},
                            {"type": "service_running", "params": {"service": "ssh"}}],
         work_dir=tmp_path, boot_timeout=3)
+    results = run.results
     assert time.monotonic() - started < 30
     assert results[0].result == "failed" and "timed out after 3 s without a login prompt" in results[0].message
     assert results[1].result == "skipped" and "did not boot" in results[1].message
-    assert seconds is None and console_log and console_log.endswith(".log")
+    assert run.boot_seconds is None and run.console_log and run.console_log.endswith(".log")
+    # A hang is not a death before init: it is not retried.
+    assert [a.outcome for a in run.attempts] == ["timed-out"]
     assert not list(tmp_path.glob("*/qga.sock"))
 
 
@@ -67,10 +70,11 @@ def test_cancel_stops_the_boot(blank_iso, tmp_path, tcg):
     cancel = threading.Event()
     threading.Timer(1.0, cancel.set).start()
     started = time.monotonic()
-    results, _, _ = boot_and_check(blank_iso, "iso", [{"type": "boots", "params": {}}],
-                                   work_dir=tmp_path, cancel=cancel, boot_timeout=120)
+    run = boot_and_check(blank_iso, "iso", [{"type": "boots", "params": {}}],
+                         work_dir=tmp_path, cancel=cancel, boot_timeout=120)
     assert time.monotonic() - started < 20
-    assert results[0].result == "failed" and "cancelled" in results[0].message
+    assert run.results[0].result == "failed" and "cancelled" in run.results[0].message
+    assert [a.outcome for a in run.attempts] == ["cancelled"]
 
 
 def test_bad_images_raise_vm_errors(tmp_path, packed_images):
@@ -83,3 +87,30 @@ def test_bad_images_raise_vm_errors(tmp_path, packed_images):
     with pytest.raises(VMError, match="overlay"):
         with VM(junk, "qcow2", tmp_path, accel="tcg"):
             pass
+
+
+def test_qemu_killed_before_init_is_retried_on_a_fresh_vm(blank_iso, tmp_path, tcg, kill_first_vm):
+    log = kill_first_vm(lambda console: True, tmp_path, delay=1.0)
+    run = boot_and_check(blank_iso, "iso", [{"type": "boots", "params": {}}], work_dir=tmp_path, log=log,
+                         boot_timeout=4)
+    assert len(log.started) == 2 and log.started[0] != log.started[1]
+    first, second = run.attempts
+    assert (first.outcome, second.outcome) == ("qemu-error", "timed-out")
+    assert "QEMU was killed by signal 9" in first.reason
+    assert first.console_log != second.console_log and run.console_log == second.console_log
+    [boot] = run.results
+    assert boot.result == "failed"
+    assert boot.message.startswith("the first VM failed before its init system (the VM stopped before reaching a "
+                                   "login prompt (QEMU was killed by signal 9)) and was retried on a fresh one; "
+                                   "the retry: timed out after 4 s"), boot.message
+
+
+def test_qemu_failing_twice_is_an_error_not_the_images_fault(blank_iso, tmp_path, tcg, monkeypatch):
+    monkeypatch.setenv("KILN_TEST_VM_MACHINE", "no-such-machine")
+    run = boot_and_check(blank_iso, "iso", [{"type": "boots", "params": {}},
+                                            {"type": "service_running", "params": {"service": "ssh"}}],
+                         work_dir=tmp_path, boot_timeout=30)
+    assert [a.outcome for a in run.attempts] == ["qemu-error", "qemu-error"]
+    assert [r.result for r in run.results] == ["error", "error"]
+    assert run.results[0].message.startswith("QEMU failed on two fresh VMs, so the image could not be tested")
+    assert run.results[0].message.count("unsupported machine type") == 1, run.results[0].message

@@ -8,6 +8,8 @@ ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]|\x1b[=>]")
 # The kernel may print on the same line right after the prompt: "web01 login: [ 94.1] powernow_k8: ..."
 LOGIN_RE = re.compile(r"(^|\s)\S+ login:(\s|$)", re.M)
 MULTI_USER_RE = re.compile(r"Reached target .*Multi-User System", re.M)
+# The init system's first words after the initramfs handed over: systemd's kernel-log lines or its banner.
+INIT_RE = re.compile(r"systemd\[1\]: |^Welcome to .+!\s*$|systemd \d+\S* running in system mode", re.M)
 PANIC_RE = re.compile(r"Kernel panic - not syncing:?\s*(.*)$", re.M)
 EMERGENCY_RE = re.compile(
     r"(You are in emergency mode|Give root password for maintenance|Entering emergency mode|"
@@ -26,6 +28,7 @@ def clean(text: str) -> str:
 class ConsoleState:
     login: bool = False            # a getty printed "... login:"
     multi_user: bool = False       # systemd reached multi-user.target
+    init: bool = False             # the init system (systemd) started: the kernel and initramfs are done
     panic: str | None = None       # kernel panic reason
     emergency: str | None = None   # emergency/rescue/initramfs shell line
     failed_units: list[str] = field(default_factory=list)
@@ -55,6 +58,7 @@ def parse_console(text: str) -> ConsoleState:
     state = ConsoleState()
     state.login = bool(LOGIN_RE.search(text))
     state.multi_user = bool(MULTI_USER_RE.search(text))
+    state.init = bool(INIT_RE.search(text)) or state.booted
     if m := PANIC_RE.search(text):
         state.panic = m.group(1).strip()
     if m := EMERGENCY_RE.search(text):

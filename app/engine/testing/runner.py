@@ -1,9 +1,11 @@
 """Putting it together: which tests an image gets, and running them against an artifact."""
 from __future__ import annotations
 
+import re
 import threading
 import time
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,13 +17,18 @@ from app.engine.testing.fschecks import FS_CHECKS, CheckFailed, dpkg_packages
 from app.engine.testing.guestchecks import GUEST_CHECKS, Guest, failed_units, unit_failure_details
 from app.engine.testing.imagefs import ImageReadError, ImageTree, open_image
 from app.engine.testing.qga import AgentError, GuestAgent
-from app.engine.testing.results import ERROR, FAILED, PASSED, SKIPPED, AssertionResult, TestCase, TestReport
-from app.engine.testing.vm import VM, VMError
+from app.engine.testing.results import (BOOTED, CANCELLED, DIED_BEFORE_INIT, ERROR, FAILED, FAILED_AFTER_INIT, PASSED,
+                                        QEMU_ERROR, RETRIED_OUTCOMES, SKIPPED, TIMED_OUT, AssertionResult, BootAttempt,
+                                        TestCase, TestReport)
+from app.engine.testing.vm import VM, BootOutcome, QemuStartError, VMError
 
 LogFn = Callable[[str, str], None]
 AGENT_WAIT = 120.0
 BOOT_SETTLE = 3.0
 STARTUP_WAIT = 120.0
+# A guest that dies before its init system gets one more fresh VM before the image is blamed.
+BOOT_ATTEMPTS = 2
+CONSOLE_TAIL_LINES = 40
 
 
 def _quiet(level: str, message: str) -> None:
@@ -136,12 +143,91 @@ def _forwards(assertions: list[dict]) -> list[tuple[str, int]]:
     return sorted(ports)
 
 
-def boot_and_check(image: Path, fmt: str, assertions: list[dict], *, work_dir: Path, log: LogFn | None = None,
-                   cancel: threading.Event | None = None, boot_timeout: float = 300) -> tuple[list[AssertionResult], str | None, float | None]:
-    """Boot the image once and answer `boots` and the in-guest assertions in order.
+@dataclass
+class BootRun:
+    """What boot_and_check found: results in the order of the assertions, the last VM's console log,
+    seconds to login (None when it did not boot) and every VM started (two when the first was retried)."""
+    results: list[AssertionResult]
+    console_log: str | None
+    boot_seconds: float | None
+    attempts: list[BootAttempt]
 
-    Returns (results in the order of `assertions`, console log path, seconds to login or None).
-    The VM is torn down before this returns, whatever happened.
+
+def _attempt_record(n: int, outcome: BootOutcome, vm: VM) -> BootAttempt:
+    """Classify how one VM's boot ended: before or after the init system, and by whose fault."""
+    if outcome.booted:
+        kind = BOOTED
+    elif outcome.reason == "cancelled":
+        kind = CANCELLED
+    elif outcome.exit_code is not None and outcome.exit_code != 0:
+        # Crashed, killed, or an error of its own: QEMU's failure whatever the guest was doing. (With
+        # -no-reboot a guest that resets or powers off makes QEMU exit with status 0.)
+        kind = QEMU_ERROR
+    elif outcome.state.init:
+        kind = FAILED_AFTER_INIT
+    elif outcome.state.fatal or outcome.exit_code is not None:
+        kind = DIED_BEFORE_INIT
+    else:
+        kind = TIMED_OUT
+    console = "" if kind == BOOTED else consolelib.tail(vm.console_text(), CONSOLE_TAIL_LINES)
+    return BootAttempt(n, kind, outcome.reason, outcome.seconds, str(vm.console_log), console)
+
+
+def _signature(attempt: BootAttempt) -> str:
+    """How a boot failed, without what differs between runs of the same failure (pids)."""
+    return attempt.outcome + ":" + re.sub(r"\s*from pid \d+", "", attempt.reason)
+
+
+def _start_vm(n: int, image: Path, fmt: str, work_dir: Path, forward: list[tuple[str, int]], wait: float,
+              log: LogFn, cancel: threading.Event | None) -> tuple[VM | None, BootOutcome | None, BootAttempt]:
+    """Start one fresh VM and wait for its boot. VMError for a problem with the image's file (no VM)."""
+    vm = VM(image, fmt, work_dir, forward=forward, log=log)
+    try:
+        vm.__enter__()
+    except QemuStartError as err:
+        log("error", str(err))
+        return None, None, BootAttempt(n, QEMU_ERROR, str(err), 0.0, str(vm.console_log), vm.stderr()[-2000:])
+    try:
+        outcome = vm.wait_boot(wait, cancel=cancel, settle=BOOT_SETTLE)
+    except BaseException:
+        vm.stop()
+        raise
+    attempt = _attempt_record(n, outcome, vm)
+    log("info" if outcome.booted else "error",
+        f"test VM {'reached a login prompt' if outcome.booted else 'did not boot'} after {outcome.seconds:.1f} s"
+        + ("" if outcome.booted else f": {outcome.reason}")
+        + ("" if outcome.booted or attempt.outcome not in RETRIED_OUTCOMES else " (before its init system)"))
+    return vm, outcome, attempt
+
+
+def _boot_verdict(attempts: list[BootAttempt]) -> tuple[str, str]:
+    """(result, message) for `boots` when the last VM did not boot."""
+    last = attempts[-1]
+    console = "; console: " + " | ".join(last.console_tail.splitlines()[-8:]) if last.console_tail else ""
+    if len(attempts) == 2 and attempts[0].outcome in RETRIED_OUTCOMES and last.outcome in RETRIED_OUTCOMES:
+        if attempts[0].outcome == last.outcome == QEMU_ERROR:
+            reasons = attempts[0].reason if attempts[0].reason == last.reason else f"{attempts[0].reason}; then {last.reason}"
+            return ERROR, f"QEMU failed on two fresh VMs, so the image could not be tested: {reasons}"
+        if _signature(attempts[0]) == _signature(last):
+            return FAILED, (f"died before its init system on two fresh VMs, the same way: {last.reason}; "
+                            f"so the image is at fault, not the emulator{console}")
+        return ERROR, (f"the test VM died before its init system twice, differently ({attempts[0].reason}; then "
+                       f"{last.reason}); that points at the emulator or the host, not the image{console}")
+    prefix = ""
+    if len(attempts) == 2:
+        prefix = f"the first VM failed before its init system ({attempts[0].reason}) and was retried on a fresh one; the retry: "
+    return FAILED, prefix + last.reason + console
+
+
+def boot_and_check(image: Path, fmt: str, assertions: list[dict], *, work_dir: Path, log: LogFn | None = None,
+                   cancel: threading.Event | None = None, boot_timeout: float = 300) -> BootRun:
+    """Boot the image and answer `boots` and the in-guest assertions in order.
+
+    A guest that dies before its init system starts (a panic in the kernel or the initramfs, QEMU
+    crashing or killed, QEMU failing to start) can be the emulator's fault, so that boot is retried
+    once on a fresh VM; the image is blamed only when the retry dies the same way. A failure after
+    the init system started is the image's and is never retried. Every VM is torn down before this
+    returns, whatever happened.
     """
     log = log or _quiet
     checks = [validate_assertion(a) for a in assertions]
@@ -151,18 +237,31 @@ def boot_and_check(image: Path, fmt: str, assertions: list[dict], *, work_dir: P
                 and spec["params"].get("timeoutSeconds")]
     wait = max([boot_timeout] + explicit)
     results: list[AssertionResult | None] = [None] * len(checks)
+    attempts: list[BootAttempt] = []
+    vm: VM | None = None
+    outcome: BootOutcome | None = None
     try:
-        vm = VM(image, fmt, work_dir, forward=_forwards(checks), log=log)
-        vm.__enter__()
-    except VMError as err:
+        for n in range(1, BOOT_ATTEMPTS + 1):
+            if vm is not None:
+                vm.stop()
+            vm, outcome, attempt = _start_vm(n, image, fmt, work_dir, _forwards(checks), wait, log, cancel)
+            attempts.append(attempt)
+            if attempt.outcome not in RETRIED_OUTCOMES or n == BOOT_ATTEMPTS or (cancel is not None and cancel.is_set()):
+                break
+            log("warning", f"the test VM died before its init system ({attempt.reason}); that can be the emulator's "
+                           "fault, so the boot is retried once on a fresh VM")
+    except VMError as err:  # the image's file cannot be booted at all (missing, not an image): nothing to retry
         log("error", str(err))
-        return [AssertionResult(a["type"], a["params"], ERROR, str(err)) for a in checks], None, None
+        if vm is not None:
+            vm.stop()
+        return BootRun([AssertionResult(a["type"], a["params"], ERROR, str(err)) for a in checks], None, None, attempts)
+    if vm is None or outcome is None:  # QEMU would not start, twice
+        result, message = _boot_verdict(attempts)
+        return BootRun([AssertionResult(a["type"], a["params"], ERROR, message) for a in checks], None, None, attempts)
+    retried = ("" if len(attempts) == 1 else
+               f" on a second VM; the first failed before its init system ({attempts[0].reason}), not the image's fault")
     try:
-        outcome = vm.wait_boot(wait, cancel=cancel, settle=BOOT_SETTLE)
         boot_seconds = outcome.seconds if outcome.booted else None
-        log("info" if outcome.booted else "error",
-            f"test VM {'reached a login prompt' if outcome.booted else 'did not boot'} after {outcome.seconds:.1f} s"
-            + ("" if outcome.booted else f": {outcome.reason}"))
         agent: GuestAgent | None = None
         agent_problem = ""
         failed: list[str] = list(outcome.state.failed_units)
@@ -198,19 +297,20 @@ def boot_and_check(image: Path, fmt: str, assertions: list[dict], *, work_dir: P
                     continue
                 limit = (assertions[i].get("params") or {}).get("timeoutSeconds") or wait
                 if not outcome.booted:
-                    msg = outcome.reason + "; console: " + consolelib.tail(vm.console_text(), 8).replace("\n", " | ")
-                    results[i] = AssertionResult("boots", a["params"], FAILED, msg, outcome.seconds)
+                    result, msg = _boot_verdict(attempts)
+                    results[i] = AssertionResult("boots", a["params"], result, msg, outcome.seconds)
                 elif failed:
                     results[i] = AssertionResult("boots", a["params"], FAILED,
                                                  f"reached a login prompt after {outcome.seconds:.1f} s but units failed: "
-                                                 + ", ".join(failed) + failure_details, outcome.seconds)
+                                                 + ", ".join(failed) + failure_details + retried, outcome.seconds)
                 elif outcome.seconds > limit:
                     results[i] = AssertionResult("boots", a["params"], FAILED,
-                                                 f"booted after {outcome.seconds:.1f} s, over the {limit} s limit", outcome.seconds)
+                                                 f"booted after {outcome.seconds:.1f} s, over the {limit} s limit" + retried,
+                                                 outcome.seconds)
                 else:
                     results[i] = AssertionResult("boots", a["params"], PASSED,
-                                                 f"reached a login prompt after {outcome.seconds:.1f} s ({vm.accel_used})",
-                                                 outcome.seconds)
+                                                 f"reached a login prompt after {outcome.seconds:.1f} s ({vm.accel_used})"
+                                                 + retried, outcome.seconds)
             for i, a in enumerate(checks):
                 if results[i] is not None:
                     continue
@@ -230,7 +330,7 @@ def boot_and_check(image: Path, fmt: str, assertions: list[dict], *, work_dir: P
                 agent.close()
     finally:
         vm.stop()
-    return [r for r in results if r is not None], str(vm.console_log), boot_seconds
+    return BootRun([r for r in results if r is not None], str(vm.console_log), boot_seconds, attempts)
 
 
 # -- the whole run -------------------------------------------------------------------------
@@ -304,17 +404,19 @@ def run_image_tests(artifact_path: Path, fmt: str, recipe: dict, *, extra_assert
             jobs = [a for _, _, a in vm_jobs]
             if not any(a["type"] == "boots" for a in jobs):
                 jobs = [{"type": "boots", "params": {}}] + jobs
-                vm_results, console_log, boot_seconds = boot_and_check(
+                boot = boot_and_check(
                     Path(artifact_path), fmt, jobs, work_dir=work_dir, log=log, cancel=cancel, boot_timeout=boot_timeout)
-                boot_result, vm_results = vm_results[0], vm_results[1:]
+                boot_result, vm_results = boot.results[0], boot.results[1:]
                 if boot_result.result != PASSED:
                     report.tests.insert(0, TestCase("Boot verification", [boot_result]))
             else:
-                vm_results, console_log, boot_seconds = boot_and_check(
+                boot = boot_and_check(
                     Path(artifact_path), fmt, jobs, work_dir=work_dir, log=log, cancel=cancel, boot_timeout=boot_timeout)
+                vm_results = boot.results
             for (ti, ai, _), result in zip(vm_jobs, vm_results):
                 slots[ti][ai] = result
-            report.console_log, report.boot_seconds = console_log, boot_seconds
+            report.console_log, report.boot_seconds = boot.console_log, boot.boot_seconds
+            report.boot_attempts = boot.attempts
 
     for (description, _), results in zip(plan, slots):
         report.tests.append(TestCase(description, [r for r in results if r is not None]))

@@ -34,11 +34,18 @@ PORT_RETRIES = 5
 # With RDRAND the guest kernel's RNG is ready at once; without it early userspace stalls ~25 s
 # under TCG gathering entropy (measured: 87 s -> 58 s to login). "max" is slower still (104 s).
 TCG_CPU_MODEL = "qemu64,+rdrand"
+TCG_THREAD = "multi"
+MACHINE = "pc"
+TCG_ICOUNT = ""
 KERNEL_OUTPUT_RE = re.compile(r"\[\s*\d+\.\d+\]|Linux version|Welcome to|systemd\[1\]")
 
 
 class VMError(Exception):
     """QEMU could not be started or the VM could not be used; the message says why."""
+
+
+class QemuStartError(VMError):
+    """QEMU itself exited right after starting (not a problem with the image's file)."""
 
 
 # -- acceleration --------------------------------------------------------------------------
@@ -124,6 +131,7 @@ class BootOutcome:
     reason: str = ""            # why not, when it did not boot (or the failed units when it did)
     seconds: float = 0.0        # from QEMU start to the login prompt / multi-user target
     state: consolelib.ConsoleState = field(default_factory=consolelib.ConsoleState)
+    exit_code: int | None = None  # QEMU's exit status (negative: killed by that signal) when it stopped first
 
 
 class VM:
@@ -131,7 +139,9 @@ class VM:
 
     def __init__(self, image: Path, fmt: str, work_dir: Path, *, forward: list[tuple[str, int]] | None = None,
                  log: LogFn | None = None, accel: str | None = None, memory_mb: int = MEMORY_MB,
-                 cpus: int = CPUS, firmware: str | None = None):
+                 cpus: int = CPUS, firmware: str | None = None, machine: str | None = None,
+                 cpu_model: str | None = None, tcg_thread: str | None = None, rng: bool = True,
+                 icount: str | None = None):
         if fmt not in ("iso", "qcow2"):
             raise VMError(f"format {fmt!r} does not boot; only iso and qcow2 images can be started")
         image = Path(image)
@@ -143,6 +153,12 @@ class VM:
         self.log = log or (lambda level, msg: None)
         self.accel = accel
         self.memory_mb, self.cpus, self.firmware = memory_mb, cpus, firmware
+        # The emulated machine; the defaults are what the image tests use, the bench varies them.
+        self.machine = machine or os.environ.get("KILN_TEST_VM_MACHINE", MACHINE)
+        self.cpu_model = cpu_model or os.environ.get("KILN_TEST_VM_CPU_MODEL", TCG_CPU_MODEL)
+        self.tcg_thread = tcg_thread or os.environ.get("KILN_TEST_VM_TCG_THREAD", TCG_THREAD)
+        self.rng = rng
+        self.icount = icount if icount is not None else os.environ.get("KILN_TEST_VM_ICOUNT", TCG_ICOUNT)
         self.id = uuid.uuid4().hex[:8]
         # Unix socket paths are limited to ~107 bytes; keep the run dir short.
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"kiln-vm-{self.id}-"))
@@ -181,19 +197,22 @@ class VM:
         hostfwd = ",".join(f"hostfwd={proto}:127.0.0.1:{host}-:{guest}"
                            for (proto, guest), host in sorted(self.ports.items()))
         argv = ["qemu-system-x86_64", "-name", f"kiln-test-{self.id}", "-nodefaults", "-no-user-config",
-                "-display", "none", "-vga", "none", "-m", str(self.memory_mb), "-smp", str(self.cpus),
-                "-accel", "kvm" if accel == "kvm" else "tcg,thread=multi",
+                "-machine", self.machine, "-display", "none", "-vga", "none",
+                "-m", str(self.memory_mb), "-smp", str(self.cpus),
+                "-accel", "kvm" if accel == "kvm" else f"tcg,thread={self.tcg_thread}",
                 "-chardev", f"file,id=con0,path={self.console_log}", "-serial", "chardev:con0",
                 "-netdev", "user,id=n0" + (f",{hostfwd}" if hostfwd else ""),
                 "-device", "virtio-net-pci,netdev=n0",
                 "-chardev", f"socket,id=qga0,path={self.qga_socket},server=on,wait=off",
                 "-device", "virtio-serial", "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
-                "-device", "virtio-rng-pci",  # entropy: sshd and friends must not stall at boot under TCG
                 "-no-reboot"]
+        if self.rng:  # entropy: sshd and friends must not stall at boot under TCG
+            argv += ["-device", "virtio-rng-pci"]
         firmware = self.firmware or os.environ.get("KILN_TEST_VM_FIRMWARE", "bios")
-        cpu_model = os.environ.get("KILN_TEST_VM_CPU_MODEL", TCG_CPU_MODEL)
-        if accel == "tcg" and cpu_model != "default":
-            argv += ["-cpu", cpu_model]
+        if accel == "tcg" and self.cpu_model != "default":
+            argv += ["-cpu", self.cpu_model]
+        if accel == "tcg" and self.icount:
+            argv += ["-icount", self.icount]
         if firmware == "uefi":
             code = Path("/usr/share/OVMF/OVMF_CODE.fd")
             if not code.exists():
@@ -231,7 +250,7 @@ class VM:
                 accel = "tcg"
                 continue
             break
-        raise VMError(f"QEMU failed to start: {last_error.strip() or 'exited immediately'}")
+        raise QemuStartError(f"QEMU failed to start: {last_error.strip() or 'exited immediately'}")
 
     def _kill(self) -> None:
         if self.proc is not None:
@@ -258,6 +277,14 @@ class VM:
             return self._stderr_path.read_text(errors="replace")
         except OSError:
             return ""
+
+    def exit_description(self) -> str:
+        """How QEMU ended: its signal or status, and its last word on stderr."""
+        code = self.proc.poll() if self.proc is not None else None
+        how = ("QEMU is running" if code is None else f"QEMU was killed by signal {-code}" if code < 0
+               else f"QEMU exited with status {code}")
+        err = self.stderr().strip().splitlines()
+        return how + (f": {err[-1].strip()}" if err else "")
 
     def console_text(self) -> str:
         try:
@@ -290,9 +317,8 @@ class VM:
             if cancel is not None and cancel.is_set():
                 return BootOutcome(False, "cancelled", elapsed, state)
             if not self.running():
-                err = self.stderr().strip().splitlines()
-                why = err[-1] if err else "QEMU exited"
-                return BootOutcome(False, f"the VM stopped before reaching a login prompt ({why})", elapsed, state)
+                return BootOutcome(False, f"the VM stopped before reaching a login prompt ({self.exit_description()})",
+                                   elapsed, consolelib.parse_console(self.console_text()), exit_code=self.proc.poll())
             if (self.accel_used == "kvm" and elapsed > KVM_PROGRESS_TIMEOUT
                     and not KERNEL_OUTPUT_RE.search(text)):
                 self.log("warning", "no kernel output under KVM; KVM hangs on this host, retrying under TCG")
