@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .context import BuildContext
 from .fsutil import remove_tree, tree_size
+from .sandbox import ENV as SANDBOX_ENV
 
 BASE_REVISION = 3  # bump when the base recipe below changes
 
@@ -188,7 +189,8 @@ def _build_base(ctx: BuildContext, release: str, bootable: bool, key: str, final
     if packages:
         argv.append("--include=" + ",".join(packages))
     argv += [release, str(target), settings.mirror]
-    ctx.run(argv, what="mmdebstrap")
+    # The worker's environment holds the app's secrets; maintainer scripts get none of it.
+    ctx.run(argv, what="mmdebstrap", env=SANDBOX_ENV, inherit_env=False)
     added = harvest_debs(debs, apt_cache)
     ctx.log(f"base layer ready; {added} new .deb files added to the shared package cache")
     (staging / "meta.json").write_text(json.dumps({
