@@ -21,7 +21,7 @@ PLAIN_LOCALES = {"C", "C.UTF-8", "POSIX"}
 ARCHIVES = "/var/cache/apt/archives"
 APT = ("apt-get -y -q -o Dpkg::Use-Pty=0 -o APT::Install-Recommends=false "
        "-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "
-       "-o Dpkg::Options::=--force-unsafe-io ")
+       "-o Dpkg::Options::=--force-unsafe-io -o APT::Get::HideAutoRemove=true ")
 
 
 def support_packages(recipe: dict) -> dict[str, str]:
@@ -68,7 +68,7 @@ def install_packages(ctx: BuildContext, sandbox: Sandbox, names: list[str]) -> N
     ctx.log(f"installing {len(names)} package(s) from local files, without network")
     # Read-only archives: apt must not take its lock there (the sandbox is private anyway).
     sandbox.run(APT + "-o Debug::NoLocking=true -o Acquire::http::Timeout=5 install " + listed,
-                what="apt-get install", binds=[(debs, ARCHIVES, False)])
+                what="apt-get install", binds=[(debs, ARCHIVES, False)], tmpfs=[ARCHIVES + "/partial"])
 
 
 def prepare_tree(ctx: BuildContext, root: Path) -> None:

@@ -234,7 +234,8 @@ class Sandbox:
                 f"{self.limits.memory_mb} MiB memory and {self.limits.max_processes} processes per step ({how}), "
                 f"{self.limits.step_timeout:.0f} s per step")
 
-    def _argv(self, script: str, network: bool, binds: Sequence[tuple[Path, str, bool]], status_fd: int) -> list[str]:
+    def _argv(self, script: str, network: bool, binds: Sequence[tuple[Path, str, bool]], tmpfs: Sequence[str],
+              status_fd: int) -> list[str]:
         argv = [self.bwrap, "--bind", str(self.root), "/", "--proc", "/proc", "--dev", "/dev",
                 "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm", "--tmpfs", "/run", "--dir", "/run/lock",
                 "--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "kiln-build",
@@ -251,12 +252,14 @@ class Sandbox:
             argv.append("--unshare-net")
         for src, dest, writable in binds:
             argv += ["--bind" if writable else "--ro-bind", str(src), dest]
+        for dest in tmpfs:
+            argv += ["--size", str(SHM_BYTES), "--tmpfs", dest]
         argv += ["--chdir", "/", "--json-status-fd", str(status_fd), "/bin/sh", "-ec", script]
         return argv
 
     def run(self, script: str, *, what: str, network: bool = False, user_error: bool = False,
-            binds: Sequence[tuple[Path, str, bool]] = (), stdin_data: bytes | None = None,
-            quiet: bool = False, check: bool = True) -> tuple[int, list[str]]:
+            binds: Sequence[tuple[Path, str, bool]] = (), tmpfs: Sequence[str] = (),
+            stdin_data: bytes | None = None, quiet: bool = False, check: bool = True) -> tuple[int, list[str]]:
         """Run `script` with /bin/sh -e in the tree. Failures raise BuildError naming `what`."""
         ctx = self.ctx
         ctx.check()
@@ -282,7 +285,7 @@ class Sandbox:
 
         step_deadline = time.monotonic() + limits.step_timeout
         deadline = min(step_deadline, ctx.deadline) if ctx.deadline else step_deadline
-        argv = self._argv(script, network, binds, write_fd)
+        argv = self._argv(script, network, binds, tmpfs, write_fd)
         if cgroup is not None:
             argv = ["/bin/sh", "-c", JOIN, "kiln-join", *cgroup.procs_files, "--", *argv]
         else:
