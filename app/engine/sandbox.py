@@ -141,6 +141,13 @@ class StepCgroup:
         self.version = version
         name = f"kiln-step-{uuid.uuid4().hex[:12]}"
         self.dirs = {k: parent / name for k, parent in parents.items()}
+        try:
+            self._create(version, limits)
+        except OSError:
+            self.close()
+            raise
+
+    def _create(self, version: str, limits: Limits) -> None:
         for d in dict.fromkeys(self.dirs.values()):
             d.mkdir()
         memory = limits.memory_mb * 1024**2
@@ -230,7 +237,8 @@ class Sandbox:
 
     def describe(self) -> str:
         how = f"cgroup {self.cgroups[0]}" if self.cgroups else "rlimits"
-        return (f"build steps run in a bubblewrap sandbox: private /proc and /dev, no host files, no network, "
+        return (f"build steps run in a bubblewrap sandbox: private /proc and /dev, no host files, no network "
+                f"(only apt's download step reaches the mirror), "
                 f"{self.limits.memory_mb} MiB memory and {self.limits.max_processes} processes per step ({how}), "
                 f"{self.limits.step_timeout:.0f} s per step")
 
@@ -264,20 +272,25 @@ class Sandbox:
         ctx = self.ctx
         ctx.check()
         limits = self.limits
-        cgroup = StepCgroup(self.cgroups[0], self.cgroups[1], limits) if self.cgroups else None
+        cgroup = None
+        if self.cgroups:
+            try:
+                cgroup = StepCgroup(self.cgroups[0], self.cgroups[1], limits)
+            except OSError as err:
+                raise SandboxUnavailable(ctx.stage, f"cannot create the step's cgroup: {err}") from None
         read_fd, write_fd = os.pipe()
         stop = threading.Event()
         why: dict[str, str] = {}
         finished = threading.Event()
 
         def watch() -> None:
-            oom0 = pids0 = 0
+            # A step that hits a limit is stopped at once: a fork bomb would otherwise churn until the timeout.
             while not finished.wait(POLL):
                 if ctx.cancel.is_set():
                     why["stop"] = "cancel"
-                elif cgroup is not None and cgroup.pids_max_hits() > pids0:
+                elif cgroup is not None and cgroup.pids_max_hits():
                     why["stop"] = "pids"
-                elif cgroup is not None and cgroup.oom_kills() > oom0:
+                elif cgroup is not None and cgroup.oom_kills():
                     why["stop"] = "memory"
                 if "stop" in why:
                     stop.set()
