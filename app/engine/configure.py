@@ -239,5 +239,7 @@ def _commands(ctx: BuildContext, sandbox: Sandbox, commands: list[str]) -> None:
         code, lines = sandbox.run(command, what=f"recipe command {i + 1} ({command})", user_error=True, check=False)
         if code != 0:
             hint = sandbox.hint(lines)
+            if hint:
+                ctx.log(f"recipe command {i + 1}: {hint}", "error")
             raise BuildError(ctx.stage, f"recipe command {i + 1} failed with exit code {code}: {command}"
                              + (f"\n{hint}" if hint else ""), user_error=True)

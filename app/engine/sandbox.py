@@ -41,7 +41,7 @@ ENV = {"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "T
 CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
         "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_SETFCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
         "CAP_AUDIT_WRITE"]
-SHM_BYTES = 64 * 1024**2
+SHM_BYTES = 64 * 1024**2  # each tmpfs (/dev/shm, /run): memory a step could fill outside its own processes
 NETWORK_ERROR = re.compile(
     r"Network is unreachable|Temporary failure (?:in name resolution|resolving)|Could not resolve|"
     r"Name or service not known|No route to host|Connection refused|Could not connect|"
@@ -245,7 +245,8 @@ class Sandbox:
     def _argv(self, script: str, network: bool, binds: Sequence[tuple[Path, str, bool]], tmpfs: Sequence[str],
               status_fd: int) -> list[str]:
         argv = [self.bwrap, "--bind", str(self.root), "/", "--proc", "/proc", "--dev", "/dev",
-                "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm", "--tmpfs", "/run", "--dir", "/run/lock",
+                "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm", "--size", str(SHM_BYTES), "--tmpfs", "/run",
+                "--dir", "/run/lock",
                 "--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "kiln-build",
                 "--die-with-parent", "--new-session", "--clearenv", "--cap-drop", "ALL"]
         for cap in CAPS:
