@@ -33,6 +33,16 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+SIGNUP_MODES = ("open", "invite", "closed")
+
+
+def _signup(value: str | None) -> str:
+    mode = (value or "open").strip().lower()
+    if mode not in SIGNUP_MODES:
+        raise ValueError(f"KILN_SIGNUP must be one of {', '.join(SIGNUP_MODES)}, got {value!r}")
+    return mode
+
+
 def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> dict:
     env = os.environ if env is None else env
     data_dir = Path(env.get("KILN_DATA_DIR") or instance_path / "data")
@@ -49,6 +59,8 @@ def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> d
         "KILN_DATA_DIR": str(data_dir),
         "KILN_ARTIFACTS_DIR": str(Path(env.get("KILN_ARTIFACTS_DIR") or data_dir / "artifacts")),
         "KILN_BASE_URL": base_url,
+        # Who may create an account: anyone (open), only through an organization's invitation (invite), nobody.
+        "KILN_SIGNUP": _signup(env.get("KILN_SIGNUP")),
         "KILN_OUTBOX_DIR": str(instance_path / "outbox"),
         # Mail: SMTP when MAIL_SERVER is set, else mails go to the log and instance/outbox/.
         "MAIL_SERVER": env.get("MAIL_SERVER", ""),

@@ -9,6 +9,7 @@ identical recipe < 1 s.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -48,6 +49,8 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="work directory to keep (default: a temp dir, deleted)")
     parser.add_argument("--skip-cold-docker", action="store_true", help="skip the second cold build")
     parser.add_argument("--mirror", default=host_mirror())
+    parser.add_argument("--save", type=Path, help="write the rows as JSON (to compare a later run against)")
+    parser.add_argument("--compare", type=Path, help="rows saved by an earlier run: print the change per row")
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="kiln-bench-", dir="/var/tmp"))
     work.mkdir(parents=True, exist_ok=True)
@@ -76,6 +79,18 @@ def main() -> int:
         total = f"{r['total']:.2f}" if r["cached"] else f"{r['total']:.1f}"
         print(f"{r['label']:<12} {r['recipe']:<20}{cells}{total:>9} {r['size'] / 1024**2:>9.1f}"
               + ("  (result cache)" if r["cached"] else ""))
+    if args.save:
+        args.save.write_text(json.dumps(rows, indent=1))
+    if args.compare:
+        # The build sandbox may cost at most 10% on the cold ISO and the warm one-package rebuild.
+        before = {(r["label"], r["recipe"]): r for r in json.loads(args.compare.read_text())}
+        print()
+        for r in rows:
+            old = before.get((r["label"], r["recipe"]))
+            if old and not r["cached"] and old["total"]:
+                change = (r["total"] - old["total"]) / old["total"] * 100
+                print(f"{r['label']:<12} {r['recipe']:<20} before {old['total']:7.1f} s  now {r['total']:7.1f} s  "
+                      f"({change:+.0f}%)")
     return 0
 
 

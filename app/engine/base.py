@@ -17,8 +17,9 @@ from pathlib import Path
 
 from .context import BuildContext
 from .fsutil import remove_tree, tree_size
+from .sandbox import ENV as SANDBOX_ENV
 
-BASE_REVISION = 3  # bump when the base recipe below changes
+BASE_REVISION = 4  # bump when the base recipe below changes
 
 # What a bootable image needs beyond minbase; declared in every manifest under addedByKiln.
 BOOT_PACKAGES: dict[str, str] = {
@@ -174,6 +175,9 @@ def _build_base(ctx: BuildContext, release: str, bootable: bool, key: str, final
     customize = [
         # Release the deb cache before mmdebstrap's cleanup empties /var/cache/apt/archives.
         'umount "$1/var/cache/apt/archives"',
+        # apt's binary cache of the package lists, kept in the base: a build's apt runs twice (download
+        # with network, install without) and would otherwise parse the lists from scratch.
+        'chroot "$1" apt-cache gencaches',
     ]
     if bootable:
         customize.append(
@@ -182,13 +186,15 @@ def _build_base(ctx: BuildContext, release: str, bootable: bool, key: str, final
         )
     argv = ["mmdebstrap", "--verbose", "--mode=root", "--variant=minbase", "--format=directory",
             "--dpkgopt=force-unsafe-io", "--skip=essential/unlink", "--skip=cleanup/apt/lists",
+            "--skip=cleanup/apt/cache",
             f"--setup-hook={setup}", f"--essential-hook={essential}"]
     argv += [f"--dpkgopt={opt}" for opt in DPKG_EXCLUDES]
     argv += [f"--customize-hook={c}" for c in customize]
     if packages:
         argv.append("--include=" + ",".join(packages))
     argv += [release, str(target), settings.mirror]
-    ctx.run(argv, what="mmdebstrap")
+    # The worker's environment holds the app's secrets; maintainer scripts get none of it.
+    ctx.run(argv, what="mmdebstrap", env=SANDBOX_ENV, inherit_env=False)
     added = harvest_debs(debs, apt_cache)
     ctx.log(f"base layer ready; {added} new .deb files added to the shared package cache")
     (staging / "meta.json").write_text(json.dumps({

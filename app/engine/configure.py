@@ -1,7 +1,9 @@
 """The configure stage: turn the recipe's settings into files and commands in the image tree.
 
-Everything that runs inside the image goes through `chroot` with /proc, /sys and /dev
-mounted, and a policy-rc.d that stops package installs from starting services on the host.
+Everything that runs inside the image goes through the build sandbox (sandbox.py): its own
+namespaces, no network, no host files. A policy-rc.d stops package installs from starting
+services. The engine's own writes from the host side resolve paths inside the tree (`inside`),
+so a symlink left in the image can never redirect them to the host.
 """
 from __future__ import annotations
 
@@ -10,12 +12,16 @@ from pathlib import Path
 
 from .base import harvest_debs, seed_debs
 from .context import BuildContext, BuildError
-from .fsutil import unmount_all
-from .userns import in_user_namespace
+from .fsutil import inside
+from .sandbox import Sandbox
 
 POLICY_RC = "#!/bin/sh\n# Kiln: never start services while building the image\nexit 101\n"
 UTC_ZONES = {"Etc/UTC", "UTC", "Etc/Universal", "Universal", "Zulu", "Etc/Zulu"}
 PLAIN_LOCALES = {"C", "C.UTF-8", "POSIX"}
+ARCHIVES = "/var/cache/apt/archives"
+APT = ("apt-get -y -q -o Dpkg::Use-Pty=0 -o APT::Install-Recommends=false "
+       "-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "
+       "-o Dpkg::Options::=--force-unsafe-io -o APT::Get::HideAutoRemove=true ")
 
 
 def support_packages(recipe: dict) -> dict[str, str]:
@@ -30,90 +36,72 @@ def support_packages(recipe: dict) -> dict[str, str]:
     return extra
 
 
-def mount_chroot(ctx: BuildContext, root: Path) -> None:
-    for sub in ("proc", "sys", "dev", "dev/pts", "run"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    ctx.cleanup.push("chroot mounts", lambda: unmount_all_chroot(root))
-    ctx.run(["mount", "-t", "proc", "proc", str(root / "proc")], quiet=True)
-    if in_user_namespace():
-        # A new sysfs needs a network namespace of our own, which would cut apt off the mirror; and
-        # the host's /dev and /sys carry submounts a user namespace may only bind together (--rbind).
-        ctx.run(["mount", "--rbind", "/sys", str(root / "sys")], quiet=True)
-        ctx.run(["mount", "--rbind", "/dev", str(root / "dev")], quiet=True)
-    else:
-        ctx.run(["mount", "-t", "sysfs", "sysfs", str(root / "sys")], quiet=True)
-        ctx.run(["mount", "--bind", "/dev", str(root / "dev")], quiet=True)
-    ctx.run(["mount", "-t", "devpts", "-o", "newinstance,ptmxmode=0666", "devpts", str(root / "dev/pts")], quiet=True)
-    ctx.run(["mount", "-t", "tmpfs", "tmpfs", str(root / "run")], quiet=True)
+def install_packages(ctx: BuildContext, sandbox: Sandbox, names: list[str]) -> None:
+    """Download on the network side (apt only), then install from local files with no network.
 
-
-def unmount_all_chroot(root: Path) -> None:
-    for sub in ("run", "dev/pts", "dev", "sys", "proc", "var/cache/apt/archives"):
-        unmount_all(root / sub)
-
-
-def install_packages(ctx: BuildContext, root: Path, names: list[str]) -> None:
-    """apt-get install into the tree with a private archives dir seeded from the shared .deb cache."""
+    The build's archives dir is hardlinked from the shared .deb cache: it is writable only for the
+    download, which runs nothing but apt, and read-only while maintainer scripts run, so no build
+    can alter a .deb another build will install.
+    """
     if not names:
         return
     debs = ctx.work / "debs"
     apt_cache = ctx.settings.cache_dir / "apt"
     seed_debs(apt_cache, debs)
-    archives = root / "var/cache/apt/archives"
-    archives.mkdir(parents=True, exist_ok=True)
-    ctx.run(["mount", "--bind", str(debs), str(archives)], quiet=True)
+    listed = " ".join(shlex.quote(n) for n in names)
+    ctx.log(f"downloading {len(names)} package(s) and their dependencies: {', '.join(names)}")
+    download = dict(network=True, binds=[(debs, ARCHIVES, True)])
     try:
-        apt = ("apt-get -y -q -o Dpkg::Use-Pty=0 -o APT::Install-Recommends=false "
-               "-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "
-               "-o Dpkg::Options::=--force-unsafe-io ")
-        install = apt + "install " + " ".join(shlex.quote(n) for n in names)
-        ctx.log(f"installing {len(names)} package(s): {', '.join(names)}")
         try:
-            ctx.chroot(root, install, what="apt-get install")
+            sandbox.run(APT + "install --download-only " + listed, what="apt-get install --download-only",
+                        **download)
         except BuildError as err:
             if "Unable to fetch" not in err.reason and "404" not in err.reason and "Unable to locate" not in err.reason:
                 raise
             # The base's package lists are older than the mirror: refresh and try once more.
             ctx.log("package lists are out of date; running apt-get update and retrying", "warning")
-            ctx.chroot(root, apt + "update", what="apt-get update")
-            ctx.chroot(root, install, what="apt-get install")
+            sandbox.run(APT + "update", what="apt-get update", **download)
+            sandbox.run(APT + "install --download-only " + listed, what="apt-get install --download-only",
+                        **download)
     finally:
         harvest_debs(debs, apt_cache)
-        unmount_all(archives)
+    ctx.log(f"installing {len(names)} package(s) from local files, without network")
+    # Read-only archives: apt must not take its lock there (the sandbox is private anyway).
+    sandbox.run(APT + "-o Debug::NoLocking=true -o Acquire::http::Timeout=5 install " + listed,
+                what="apt-get install", binds=[(debs, ARCHIVES, False)], tmpfs=[ARCHIVES + "/partial"])
 
 
-def prepare_chroot(ctx: BuildContext, root: Path) -> None:
-    """Mount /proc, /sys, /dev for chroot work and forbid service starts; undone by finish_chroot."""
-    policy = root / "usr/sbin/policy-rc.d"
+def prepare_tree(ctx: BuildContext, root: Path) -> None:
+    """Forbid service starts while building; undone by finish_tree."""
+    policy = inside(root, "/usr/sbin/policy-rc.d")
     policy.write_text(POLICY_RC)
     policy.chmod(0o755)
-    ctx.cleanup.push("policy-rc.d", lambda: policy.unlink(missing_ok=True))
-    mount_chroot(ctx, root)
+    ctx.cleanup.push("policy-rc.d", lambda: finish_tree(root))
 
 
-def finish_chroot(root: Path) -> None:
-    unmount_all_chroot(root)
-    (root / "usr/sbin/policy-rc.d").unlink(missing_ok=True)
+def finish_tree(root: Path) -> None:
+    inside(root, "/usr/sbin/policy-rc.d", follow_last=False).unlink(missing_ok=True)
 
 
-def configure(ctx: BuildContext, root: Path, recipe: dict) -> None:
+def configure(ctx: BuildContext, sandbox: Sandbox, recipe: dict) -> None:
+    root = sandbox.root
     _hostname(ctx, root, recipe["hostname"])
     _timezone(ctx, root, recipe["timezone"])
-    _locale(ctx, root, recipe["locale"])
+    _locale(ctx, sandbox, recipe["locale"])
     _keyboard(root, recipe["keyboard"])
-    _users(ctx, root, recipe["users"])
-    _files(ctx, root, recipe["files"])
-    _firewall(ctx, root, recipe["firewall"])
-    _services(ctx, root, recipe["services"])
-    _commands(ctx, root, recipe["commands"])
-    ctx.chroot(root, "apt-get clean", quiet=True)
+    _users(ctx, sandbox, recipe["users"])
+    _files(ctx, sandbox, recipe["files"])
+    _firewall(ctx, sandbox, recipe["firewall"])
+    _services(ctx, sandbox, recipe["services"])
+    _commands(ctx, sandbox, recipe["commands"])
+    sandbox.run("apt-get clean", what="apt-get clean", quiet=True)
 
 
 def _hostname(ctx: BuildContext, root: Path, hostname: str) -> None:
     short = hostname.split(".")[0]
-    (root / "etc/hostname").write_text(hostname + "\n")
+    inside(root, "/etc/hostname").write_text(hostname + "\n")
     names = f"{hostname} {short}" if short != hostname else hostname
-    (root / "etc/hosts").write_text(
+    inside(root, "/etc/hosts").write_text(
         f"127.0.0.1\tlocalhost\n127.0.1.1\t{names}\n\n"
         "::1\t\tlocalhost ip6-localhost ip6-loopback\nff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n"
     )
@@ -122,19 +110,20 @@ def _hostname(ctx: BuildContext, root: Path, hostname: str) -> None:
 
 def _timezone(ctx: BuildContext, root: Path, tz: str) -> None:
     zone = "Etc/UTC" if tz in UTC_ZONES else tz
-    if zone != "Etc/UTC" and not (root / "usr/share/zoneinfo" / zone).exists():
+    if zone != "Etc/UTC" and not inside(root, f"/usr/share/zoneinfo/{zone}").exists():
         raise BuildError(ctx.stage, f"timezone {tz} is not available in the image's tzdata", user_error=True)
-    localtime = root / "etc/localtime"
+    localtime = inside(root, "/etc/localtime", follow_last=False)
     localtime.unlink(missing_ok=True)
     localtime.symlink_to(f"/usr/share/zoneinfo/{zone}")
-    (root / "etc/timezone").write_text(zone + "\n")
+    inside(root, "/etc/timezone").write_text(zone + "\n")
     ctx.log(f"timezone set to {zone}")
 
 
-def _locale(ctx: BuildContext, root: Path, locale: str) -> None:
+def _locale(ctx: BuildContext, sandbox: Sandbox, locale: str) -> None:
+    root = sandbox.root
     if locale not in PLAIN_LOCALES:
         charset = "UTF-8"
-        supported = root / "usr/share/i18n/SUPPORTED"
+        supported = inside(root, "/usr/share/i18n/SUPPORTED")
         if supported.exists():
             for line in supported.read_text().splitlines():
                 parts = line.split()
@@ -143,22 +132,22 @@ def _locale(ctx: BuildContext, root: Path, locale: str) -> None:
                     break
             else:
                 raise BuildError(ctx.stage, f"locale {locale} is not supported by the image's glibc", user_error=True)
-        (root / "etc/locale.gen").write_text(f"{locale} {charset}\n")
-        ctx.chroot(root, "locale-gen", what="locale-gen")
-    (root / "etc/default").mkdir(parents=True, exist_ok=True)
-    (root / "etc/default/locale").write_text(f"LANG={locale}\n")
+        inside(root, "/etc/locale.gen").write_text(f"{locale} {charset}\n")
+        sandbox.run("locale-gen", what="locale-gen")
+    inside(root, "/etc/default").mkdir(parents=True, exist_ok=True)
+    inside(root, "/etc/default/locale").write_text(f"LANG={locale}\n")
     ctx.log(f"locale set to {locale}")
 
 
 def _keyboard(root: Path, keyboard: str) -> None:
     layout, _, variant = keyboard.partition("-")
-    (root / "etc/default").mkdir(parents=True, exist_ok=True)
-    (root / "etc/default/keyboard").write_text(
+    inside(root, "/etc/default").mkdir(parents=True, exist_ok=True)
+    inside(root, "/etc/default/keyboard").write_text(
         f'XKBMODEL="pc105"\nXKBLAYOUT="{layout}"\nXKBVARIANT="{variant}"\nXKBOPTIONS=""\n\nBACKSPACE="guess"\n'
     )
 
 
-def _users(ctx: BuildContext, root: Path, users: list[dict]) -> None:
+def _users(ctx: BuildContext, sandbox: Sandbox, users: list[dict]) -> None:
     for user in users:
         name = user["name"]
         q = shlex.quote(name)
@@ -181,17 +170,17 @@ def _users(ctx: BuildContext, root: Path, users: list[dict]) -> None:
                 f'chmod 700 "$home/.ssh"; chmod 600 "$home/.ssh/authorized_keys"; '
                 f'chown -R {q}: "$home/.ssh"'
             )
-        ctx.chroot(root, "\n".join(script), what=f"creating user {name}", user_error=True)
+        sandbox.run("\n".join(script), what=f"creating user {name}", user_error=True)
         ctx.log(f"user {name} configured" + (f" (groups: {groups})" if groups else ""))
 
 
-def _files(ctx: BuildContext, root: Path, files: list[dict]) -> None:
+def _files(ctx: BuildContext, sandbox: Sandbox, files: list[dict]) -> None:
     for f in files:
         path = shlex.quote(f["path"])
-        # Written from inside the chroot so a symlink in the image can never redirect the write to the host.
+        # Written from inside the sandbox, where the image's symlinks resolve within the image.
         script = (f'mkdir -p "$(dirname {path})"; cat > {path}; '
                   f"chmod {f['mode']} {path}; chown {shlex.quote(f['owner'])} {path}")
-        ctx.chroot(root, script, stdin_data=f["content"].encode(), what=f"writing {f['path']}", user_error=True)
+        sandbox.run(script, stdin_data=f["content"].encode(), what=f"writing {f['path']}", user_error=True)
         ctx.log(f"wrote {f['path']} (mode {f['mode']}, owner {f['owner']})")
 
 
@@ -226,28 +215,31 @@ table inet filter {{
 """
 
 
-def _firewall(ctx: BuildContext, root: Path, firewall: dict) -> None:
+def _firewall(ctx: BuildContext, sandbox: Sandbox, firewall: dict) -> None:
     if not firewall["enabled"]:
         return
-    conf = root / "etc/nftables.conf"
+    conf = inside(sandbox.root, "/etc/nftables.conf")
     conf.write_text(nftables_conf(firewall["allow"]))
     conf.chmod(0o755)
-    ctx.chroot(root, "systemctl enable nftables.service", what="enabling nftables")
+    sandbox.run("systemctl enable nftables.service", what="enabling nftables")
     ctx.log(f"firewall enabled, allowing {', '.join(firewall['allow']) or 'no inbound ports'}")
 
 
-def _services(ctx: BuildContext, root: Path, services: dict) -> None:
+def _services(ctx: BuildContext, sandbox: Sandbox, services: dict) -> None:
     for verb in ("enable", "disable"):
         for unit in services[verb]:
-            ctx.chroot(root, f"systemctl {verb} {shlex.quote(unit)}", user_error=True,
-                       what=f"systemctl {verb} {unit} (is the unit installed by a listed package?)")
+            sandbox.run(f"systemctl {verb} {shlex.quote(unit)}", user_error=True,
+                        what=f"systemctl {verb} {unit} (is the unit installed by a listed package?)")
             ctx.log(f"service {unit} {verb}d")
 
 
-def _commands(ctx: BuildContext, root: Path, commands: list[str]) -> None:
+def _commands(ctx: BuildContext, sandbox: Sandbox, commands: list[str]) -> None:
     for i, command in enumerate(commands):
         ctx.log(f"running recipe command {i + 1}/{len(commands)}: {command}")
-        code, _ = ctx.chroot(root, command, check=False)
+        code, lines = sandbox.run(command, what=f"recipe command {i + 1} ({command})", user_error=True, check=False)
         if code != 0:
-            raise BuildError(ctx.stage, f"recipe command {i + 1} failed with exit code {code}: {command}",
-                             user_error=True)
+            hint = sandbox.hint(lines)
+            if hint:
+                ctx.log(f"recipe command {i + 1}: {hint}", "error")
+            raise BuildError(ctx.stage, f"recipe command {i + 1} failed with exit code {code}: {command}"
+                             + (f"\n{hint}" if hint else ""), user_error=True)

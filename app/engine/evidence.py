@@ -7,6 +7,8 @@ import time
 import uuid
 from pathlib import Path
 
+from .fsutil import inside
+
 SPDX_CREATOR = "Tool: kiln-engine"
 
 
@@ -20,7 +22,7 @@ def sha256_file(path: Path) -> str:
 
 def installed_packages(root: Path) -> list[dict]:
     """Every installed package from the tree's dpkg status file (no chroot needed)."""
-    status = root / "var/lib/dpkg/status"
+    status = inside(root, "/var/lib/dpkg/status")
     packages = []
     for stanza in status.read_text(errors="replace").split("\n\n"):
         fields: dict[str, str] = {}

@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 from .context import BuildContext, BuildError
-from .fsutil import tree_size
+from .fsutil import inside, tree_size
 
 KERNEL_CMDLINE = "console=tty0 console=ttyS0,115200"
 GRUB_DIR = Path("/usr/lib/grub/i386-pc")
@@ -25,11 +25,13 @@ def artifact_name(recipe: dict, fmt: str) -> str:
 
 def kernel_files(root: Path) -> tuple[str, Path, Path]:
     """(version, vmlinuz, initrd) of the newest kernel in the tree."""
-    kernels = sorted((root / "boot").glob("vmlinuz-*"), key=lambda p: _version_key(p.name[8:]))
-    for vmlinuz in reversed(kernels):
-        version = vmlinuz.name[len("vmlinuz-"):]
-        initrd = root / "boot" / f"initrd.img-{version}"
-        if initrd.exists():
+    # inside(): recipe commands ran in this tree, and /boot/vmlinuz-x -> /etc/shadow must not copy the host's.
+    kernels = sorted(inside(root, "/boot").glob("vmlinuz-*"), key=lambda p: _version_key(p.name[8:]))
+    for found in reversed(kernels):
+        version = found.name[len("vmlinuz-"):]
+        vmlinuz = inside(root, f"/boot/{found.name}")
+        initrd = inside(root, f"/boot/initrd.img-{version}")
+        if vmlinuz.is_file() and initrd.is_file():
             return version, vmlinuz, initrd
     raise BuildError("package", "the image has no kernel with an initrd in /boot; cannot make a bootable format")
 

@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable
 
 
@@ -89,3 +89,38 @@ class CleanupStack:
             except Exception as err:  # keep going: the rest still has to be released
                 errors.append(f"{label}: {err}")
         return errors
+
+
+MAX_SYMLINKS = 40
+
+
+def inside(root: Path, path: str, *, follow_last: bool = True) -> Path:
+    """Host path of `path` in the image tree at `root`, resolving symlinks as the image would.
+
+    Recipe steps can leave any symlink in the tree (`/etc/hostname -> /proc/1/root/...`); the engine's
+    own reads and writes from the host side go through this so they never leave the tree.
+    """
+    root = Path(root)
+    todo = [p for p in PurePosixPath("/" + path.lstrip("/")).parts[1:]]
+    done: list[str] = []
+    hops = 0
+    while todo:
+        part = todo.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        host = root.joinpath(*done, part)
+        if host.is_symlink() and (todo or follow_last):
+            hops += 1
+            if hops > MAX_SYMLINKS:
+                raise OSError(f"too many levels of symbolic links below {path} in the image")
+            target = os.readlink(host)
+            if target.startswith("/"):
+                done = []
+            todo = [p for p in PurePosixPath(target).parts if p != "/"] + todo
+            continue
+        done.append(part)
+    return root.joinpath(*done)

@@ -16,13 +16,14 @@ from typing import Callable, Iterator
 
 from . import base as base_layer
 from .cache import ResultCache, evict, link_or_copy
-from .configure import configure, finish_chroot, install_packages, prepare_chroot, support_packages
+from .configure import configure, finish_tree, install_packages, prepare_tree, support_packages
 from .context import BuildCancelled, BuildContext, BuildError, BuildEvents, BuildTimeout
 from .evidence import installed_packages, make_sbom, now_iso, sha256_file, write_checksums, write_json
 from .formats import BUILDERS, artifact_name, kernel_files
 from .fsutil import remove_tree
 from .packages import IndexUnavailable, get_index
 from .recipe import BOOTABLE_FORMATS, FORMATS, RecipeError, recipe_hash, validate_recipe
+from .sandbox import Sandbox
 from .settings import EngineSettings
 from .userns import build_in_user_namespace, mode_description
 
@@ -160,21 +161,24 @@ def _run(ctx: BuildContext, recipe: dict, h: str, formats: list[str], out_dir: P
     root = ctx.work / "root"
     with _stage(ctx, "bootstrap", timings):
         ctx.log(mode_description())
+        sandbox = Sandbox(ctx, root)  # before the base layer: a host that cannot sandbox fails at once
+        ctx.log(sandbox.describe())
         base_root = base_layer.ensure_base(ctx, recipe["release"], bootable)
         ctx.events.progress("bootstrap", 40, "base layer ready")
         for sub in ("upper", "ovl", "root"):
             (ctx.work / sub).mkdir()
+        # nodev: a device node that ends up in the tree can never be opened through it.
         ctx.run(["mount", "-t", "overlay", "overlay", "-o",
-                 f"lowerdir={base_root},upperdir={ctx.work / 'upper'},workdir={ctx.work / 'ovl'}",
+                 f"nodev,lowerdir={base_root},upperdir={ctx.work / 'upper'},workdir={ctx.work / 'ovl'}",
                  str(root)], what="mounting the overlay on the base layer")
-        prepare_chroot(ctx, root)
-        install_packages(ctx, root, extras)
+        prepare_tree(ctx, root)
+        install_packages(ctx, sandbox, extras)
 
     with _stage(ctx, "configure", timings):
         try:
-            configure(ctx, root, recipe)
+            configure(ctx, sandbox, recipe)
         finally:
-            finish_chroot(root)
+            finish_tree(root)
         if inspect is not None:
             ctx.log("running filesystem checks on the configured tree")
             try:

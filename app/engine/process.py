@@ -78,15 +78,18 @@ def run(
     stdin_data: bytes | None = None,
     check: bool = True,
     capture: bool = False,
+    inherit_env: bool = True,
+    pass_fds: Sequence[int] = (),
 ) -> tuple[int, list[str]]:
     """Run argv, streaming merged stdout+stderr to on_line.
 
     `deadline` is an absolute time.monotonic() value. Returns (returncode, lines) where
     lines is every output line if capture=True, else the last 40 (for error messages).
+    With inherit_env=False the command sees only `env` (the sandbox: never the worker's secrets).
     """
     if cancel is not None and cancel.is_set():
         raise CommandCancelled()
-    full_env = dict(os.environ)
+    full_env = dict(os.environ) if inherit_env else {}
     full_env.update({"LC_ALL": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive"})
     if env:
         full_env.update(env)
@@ -98,6 +101,7 @@ def run(
         env=full_env,
         cwd=cwd,
         start_new_session=True,
+        pass_fds=tuple(pass_fds),
     )
     lines: list[str] | deque[str] = [] if capture else deque(maxlen=40)
 

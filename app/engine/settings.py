@@ -36,6 +36,19 @@ def host_mirror() -> str:
     return FALLBACK_MIRROR
 
 
+def _positive(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be greater than 0, got {value}")
+    return value
+
+
 @dataclass
 class EngineSettings:
     data_dir: Path = field(default_factory=lambda: Path("instance/data").resolve())
@@ -47,6 +60,10 @@ class EngineSettings:
     # Set only for a rootless build's inner process: its temp trees go into a directory the outer
     # process owns and can remove even when the namespace had to be killed.
     scratch_dir: Path | None = None
+    # Limits of every sandboxed build step (a package install, a recipe command).
+    step_memory_mb: int = 2048
+    step_max_processes: int = 512
+    step_timeout: float = 1800.0
 
     @classmethod
     def from_env(cls) -> "EngineSettings":
@@ -57,7 +74,10 @@ class EngineSettings:
             max_bytes = int(float(gb) * 1024**3) if gb else 20 * 1024**3
         except ValueError:
             raise ValueError(f"KILN_CACHE_MAX_GB must be a number, got {gb!r}") from None
-        return cls(data_dir=data_dir, mirror=mirror, cache_max_bytes=max_bytes)
+        return cls(data_dir=data_dir, mirror=mirror, cache_max_bytes=max_bytes,
+                   step_memory_mb=_positive("KILN_BUILD_STEP_MEMORY_MB", 2048),
+                   step_max_processes=_positive("KILN_BUILD_STEP_MAX_PROCESSES", 512),
+                   step_timeout=float(_positive("KILN_BUILD_STEP_TIMEOUT", 1800)))
 
     @property
     def cache_dir(self) -> Path:

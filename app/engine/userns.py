@@ -5,7 +5,7 @@ normal user gets the same powers inside a user namespace that maps uid 0 to the 
 1..65535 to the user's subordinate range (/etc/subuid, /etc/subgid, via newuidmap), like
 mmdebstrap's own unshare mode. Rather than wrapping single commands (mounts would not outlive
 them), a child Python process runs the unchanged pipeline inside one namespace
-(`unshare --map-auto --map-root-user --mount --pid --fork --kill-child`) and streams its events
+(`unshare --map-auto --map-root-user --mount --pid --fork --kill-child --mount-proc`) and streams its events
 back as JSON lines; cancel and inspect requests go to it over stdin.
 
 Everything it mounts lives in its private mount namespace and disappears with it, and it is
@@ -31,7 +31,8 @@ from . import process
 from .context import BuildCancelled, BuildError, BuildEvents, BuildTimeout
 from .settings import EngineSettings
 
-UNSHARE = ["unshare", "--map-auto", "--map-root-user", "--mount", "--pid", "--fork", "--kill-child"]
+# --mount-proc: the build sandbox (bwrap) inside looks its children up in /proc by the pids of this namespace.
+UNSHARE = ["unshare", "--map-auto", "--map-root-user", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc"]
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NEEDED_IDS = 65536  # 0 is the user itself; 1..65535 must map so that nobody (65534) and system users exist
 # After a cancel the child kills its commands (<= 5 s) and removes its tree; past this it is SIGKILLed.
@@ -53,7 +54,7 @@ def in_user_namespace() -> bool:
 
 def mode_description() -> str:
     if not in_user_namespace():
-        return "running as root: mmdebstrap root mode, overlay mounts and chroot on the host"
+        return "running as root: mmdebstrap root mode and overlay mounts on the host, build steps in the sandbox"
     try:
         ranges = [line.split() for line in Path("/proc/self/uid_map").read_text().splitlines()]
         mapped = ", ".join(f"{r[0]}-{int(r[0]) + int(r[2]) - 1} -> {r[1]}-{int(r[1]) + int(r[2]) - 1}"
@@ -61,7 +62,7 @@ def mode_description() -> str:
     except (OSError, ValueError, IndexError):
         mapped = "?"
     return ("running rootless in a user namespace (uid map " + mapped + "): mmdebstrap root mode, overlay "
-            "mounts and chroot inside a private mount and pid namespace")
+            "mounts and build steps inside a private mount and pid namespace")
 
 
 # ---- can we --------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import secrets
 import time
 
 import pyotp
+from flask import current_app
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
@@ -18,7 +19,7 @@ from app.models import Membership, Organization, User
 from app.models.base import utcnow
 from app.services import audit
 from app.services.audit import Actor
-from app.services.errors import Conflict, Unauthorized, ValidationFailed
+from app.services.errors import Conflict, Forbidden, Unauthorized, ValidationFailed
 
 # argon2id with the library's RFC 9106 "low memory" defaults; tests configure cheaper parameters.
 _hasher = PasswordHasher()
@@ -77,7 +78,21 @@ def create_organization(actor: Actor, name: str, *, owner: User, personal: bool 
     return org
 
 
-def register_user(email: str, password: str, name: str, *, actor: Actor | None = None) -> User:
+def signup_refusal(invited: bool = False) -> str | None:
+    """Why this instance's sign-up setting (KILN_SIGNUP) refuses a new account, or None."""
+    mode = current_app.config.get("KILN_SIGNUP", "open")
+    if mode == "closed":
+        return "Sign-up is closed on this Kiln; ask its administrator for an account."
+    if mode == "invite" and not invited:
+        return "Sign-up is by invitation only on this Kiln; accept an invitation from an organization to join."
+    return None
+
+
+def register_user(email: str, password: str, name: str, *, actor: Actor | None = None,
+                  invited: bool = False) -> User:
+    refusal = signup_refusal(invited)
+    if refusal:
+        raise Forbidden(refusal)
     email = normalize_email(email)
     name = (name or "").strip()
     if not name:

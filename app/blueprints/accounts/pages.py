@@ -49,6 +49,10 @@ def signup_page():
         return redirect(url_for("dashboard.index"))
     form = {"email": request.form.get("email", ""), "name": request.form.get("name", "")}
     errors: dict = {}
+    refusal = accounts.signup_refusal()
+    if refusal:
+        return render_template("accounts/signup.html", form=form, errors=errors, refusal=refusal), \
+            403 if request.method == "POST" else 200
     if request.method == "POST":
         try:
             user = accounts.register_user(form["email"], request.form.get("password", ""), form["name"],

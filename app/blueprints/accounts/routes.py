@@ -40,7 +40,7 @@ def _login_limits(fn):
 @blp.doc(security=[])
 @blp.arguments(RegisterSchema)
 @blp.response(201, TokenResponseSchema, description="The new user, their token, and its lifetime")
-@blp.doc_errors(400, 409)
+@blp.doc_errors(400, 403, 409)
 @limiter.limit(lambda: current_app.config["KILN_LOGIN_LIMIT_IP"], key_func=get_remote_address, scope="register-ip")
 def register(data):
     """Create an account (and its personal organization)."""

@@ -37,6 +37,8 @@ TCG_CPU_MODEL = "qemu64,+rdrand"
 TCG_THREAD = "multi"
 MACHINE = "pc"
 TCG_ICOUNT = ""
+# A root worker drops QEMU to this user once the VM is set up (disk, sockets and log are open by then).
+RUN_AS = os.environ.get("KILN_TEST_VM_USER", "nobody")
 KERNEL_OUTPUT_RE = re.compile(r"\[\s*\d+\.\d+\]|Linux version|Welcome to|systemd\[1\]")
 
 
@@ -125,6 +127,14 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
+def _confinement() -> list[str]:
+    """QEMU's seccomp filter, and no root: as root, QEMU switches to RUN_AS (which needs set*id)."""
+    as_root = os.geteuid() == 0
+    sandbox = ["-sandbox", "on,obsolete=deny,spawn=deny,resourcecontrol=deny,elevateprivileges="
+               + ("allow" if as_root else "deny")]
+    return sandbox + (["-runas", RUN_AS] if as_root else [])
+
+
 @dataclass
 class BootOutcome:
     booted: bool
@@ -201,11 +211,12 @@ class VM:
                 "-m", str(self.memory_mb), "-smp", str(self.cpus),
                 "-accel", "kvm" if accel == "kvm" else f"tcg,thread={self.tcg_thread}",
                 "-chardev", f"file,id=con0,path={self.console_log}", "-serial", "chardev:con0",
-                "-netdev", "user,id=n0" + (f",{hostfwd}" if hostfwd else ""),
+                # restrict=on: the guest reaches nothing on the host or beyond; only the forwards reach it.
+                "-netdev", "user,id=n0,restrict=on" + (f",{hostfwd}" if hostfwd else ""),
                 "-device", "virtio-net-pci,netdev=n0",
                 "-chardev", f"socket,id=qga0,path={self.qga_socket},server=on,wait=off",
                 "-device", "virtio-serial", "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
-                "-no-reboot"]
+                "-no-reboot", *_confinement()]
         if self.rng:  # entropy: sshd and friends must not stall at boot under TCG
             argv += ["-device", "virtio-rng-pci"]
         firmware = self.firmware or os.environ.get("KILN_TEST_VM_FIRMWARE", "bios")

@@ -25,7 +25,7 @@ def invite(token):
             if request.form.get("action") == "signup" and not current_user.is_authenticated:
                 # Sign up with the invited address and join in one step.
                 user = accounts.register_user(row.email, request.form.get("password", ""),
-                                              request.form.get("name", ""), actor=current_actor())
+                                              request.form.get("name", ""), actor=current_actor(), invited=True)
                 db.session.flush()
                 login_user(user)
             elif current_user.is_authenticated:
