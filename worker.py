@@ -16,7 +16,7 @@ from rq.serializers import JSONSerializer
 from app import create_app
 from app.extensions import redis
 
-QUEUES = ["builds", "tests", "default"]
+QUEUES = ["builds", "tests", "webhooks", "default"]
 
 
 def main(argv: list[str]) -> int:
@@ -28,6 +28,9 @@ def main(argv: list[str]) -> int:
         stop = threading.Event()
         reaper = threading.Thread(target=reaper_loop, args=(app, stop), name="build-reaper", daemon=True)
         reaper.start()
+        from app.tasks.webhooks import sweeper_loop
+
+        threading.Thread(target=sweeper_loop, args=(app, stop), name="webhook-sweeper", daemon=True).start()
         worker = Worker(argv or QUEUES, connection=redis.client, serializer=JSONSerializer, name=name)
         try:
             worker.work(with_scheduler=True)

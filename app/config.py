@@ -78,6 +78,12 @@ def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> d
         "KILN_BUILD_MAX_ATTEMPTS": int(env.get("KILN_BUILD_MAX_ATTEMPTS", "3")),
         "KILN_BUILD_LOG_MAXLEN": int(env.get("KILN_BUILD_LOG_MAXLEN", "50000")),
         "KILN_TEST_BOOT_TIMEOUT": float(env.get("KILN_TEST_BOOT_TIMEOUT", "300")),
+        # Webhooks: deliveries to loopback/private/link-local addresses are refused unless this is on (for
+        # self-hosters whose receivers live in their own network); per-socket-operation timeout; how often
+        # each worker looks for due retries and undispatched events.
+        "KILN_WEBHOOK_ALLOW_PRIVATE": _bool(env.get("KILN_WEBHOOK_ALLOW_PRIVATE"), False),
+        "KILN_WEBHOOK_TIMEOUT": float(env.get("KILN_WEBHOOK_TIMEOUT", "5")),
+        "KILN_WEBHOOK_SWEEP_INTERVAL": float(env.get("KILN_WEBHOOK_SWEEP_INTERVAL", "15")),
         "RATELIMIT_STORAGE_URI": redis_url,
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_KEY_PREFIX": "kiln-rl",

@@ -16,6 +16,7 @@ FEATURES = [
     "app.blueprints.conversations.pages",
     "app.blueprints.builds.routes",
     "app.blueprints.builds.pages",
+    "app.blueprints.webhooks.routes",
 ]
 
 
