@@ -17,6 +17,7 @@ FEATURES = [
     "app.blueprints.builds.routes",
     "app.blueprints.builds.pages",
     "app.blueprints.webhooks.routes",
+    "app.blueprints.webhooks.pages",
 ]
 
 
