@@ -84,6 +84,8 @@ def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> d
         "KILN_WEBHOOK_ALLOW_PRIVATE": _bool(env.get("KILN_WEBHOOK_ALLOW_PRIVATE"), False),
         "KILN_WEBHOOK_TIMEOUT": float(env.get("KILN_WEBHOOK_TIMEOUT", "5")),
         "KILN_WEBHOOK_SWEEP_INTERVAL": float(env.get("KILN_WEBHOOK_SWEEP_INTERVAL", "15")),
+        # How often the header bell asks for the unread count.
+        "KILN_NOTIFICATION_POLL_SECONDS": int(env.get("KILN_NOTIFICATION_POLL_SECONDS", "30")),
         "RATELIMIT_STORAGE_URI": redis_url,
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_KEY_PREFIX": "kiln-rl",

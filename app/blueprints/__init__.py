@@ -18,6 +18,8 @@ FEATURES = [
     "app.blueprints.builds.pages",
     "app.blueprints.webhooks.routes",
     "app.blueprints.webhooks.pages",
+    "app.blueprints.notifications.routes",
+    "app.blueprints.notifications.pages",
 ]
 
 

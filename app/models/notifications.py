@@ -10,13 +10,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.extensions import db
 from app.models.base import IdMixin, UTCDateTime, utcnow
 
-# kind -> (label on the preferences form, e-mail on by default)
+# kind -> (label on the preferences form, e-mail on by default). Invitations also notify in the app, but
+# are not listed: the invitation itself is already an e-mail.
 NOTIFICATION_KINDS: dict[str, tuple[str, bool]] = {
     "build.completed": ("A build of mine succeeded", False),
     "build.failed": ("A build of mine failed", True),
     "build.cancelled": ("A build of mine was cancelled", False),
     "test.completed": ("Tests of a build of mine finished", False),
-    "invitation.created": ("I am invited to an organization", True),
     "webhook.disabled": ("A webhook endpoint was disabled (admins)", True),
 }
 
