@@ -20,6 +20,8 @@ FEATURES = [
     "app.blueprints.webhooks.pages",
     "app.blueprints.notifications.routes",
     "app.blueprints.notifications.pages",
+    "app.blueprints.activity.routes",
+    "app.blueprints.activity.pages",
 ]
 
 
