@@ -22,6 +22,8 @@ FEATURES = [
     "app.blueprints.notifications.pages",
     "app.blueprints.activity.routes",
     "app.blueprints.activity.pages",
+    "app.blueprints.search.routes",
+    "app.blueprints.search.pages",
 ]
 
 
