@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -223,3 +224,35 @@ def test_address_ranges(address, refused):
     from app.services.webhooks import refused_reason
 
     assert bool(refused_reason(ipaddress.ip_address(address))) is refused
+
+
+def test_a_due_retry_is_found_by_the_sweeper_and_delivered(client, auth_headers, app, user, builds, org_id,
+                                                          receiver, allow_private, run_webhook_jobs):
+    """Retries live in the database: the worker's sweeper enqueues what is due, even if no job is queued."""
+    from app.extensions import db
+    from app.models import WebhookDelivery
+    from app.models.base import utcnow
+    from app.tasks.webhooks import sweep
+
+    receiver.status = 503
+    hook = _create(client, auth_headers, receiver.url(), events=["build.completed"])
+    _run_build(app, builds, org_id, user.id)
+    run_webhook_jobs()
+    (delivery,) = _deliveries(client, auth_headers, hook["id"])
+    assert delivery["status"] == "retrying" and delivery["nextAttemptAt"]
+
+    receiver.status = 204
+    with app.app_context():
+        sweep()  # not due yet: nothing is queued
+    run_webhook_jobs()
+    assert len(receiver.requests) == 1
+    with app.app_context():
+        row = db.session.get(WebhookDelivery, uuid.UUID(delivery["id"]))
+        row.next_attempt_at = utcnow()  # as if the backoff had passed
+        db.session.commit()
+        sweep()
+    run_webhook_jobs()
+    assert len(receiver.requests) == 2
+    (delivery,) = _deliveries(client, auth_headers, hook["id"])
+    assert delivery["status"] == "succeeded" and [a["responseStatus"] for a in delivery["attempts"]] == [503, 204]
+    assert client.get(f"/api/webhooks/{hook['id']}", headers=auth_headers).get_json()["consecutiveFailures"] == 0
