@@ -21,7 +21,7 @@ from app.extensions import db, redis
 from app.services.builds import reaper as build_reaper
 from app.services.builds import scratch
 
-QUEUES = ["builds", "tests", "default"]
+QUEUES = ["builds", "tests", "webhooks", "default"]
 
 
 def reaper_loop(app, stop: threading.Event) -> None:
@@ -52,6 +52,9 @@ def main(argv: list[str]) -> int:
         stop = threading.Event()
         reaper = threading.Thread(target=reaper_loop, args=(app, stop), name="build-reaper", daemon=True)
         reaper.start()
+        from app.tasks.webhooks import sweeper_loop
+
+        threading.Thread(target=sweeper_loop, args=(app, stop), name="webhook-sweeper", daemon=True).start()
         worker = Worker(argv or QUEUES, connection=redis.client, serializer=JSONSerializer, name=name)
         try:
             worker.work(with_scheduler=True)

@@ -95,6 +95,14 @@ def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> d
         "KILN_TEST_BOOT_TIMEOUT": float(env.get("KILN_TEST_BOOT_TIMEOUT", "300")),
         # How long a live log stream waits for a build that has not been started before it ends.
         "KILN_STREAM_PENDING_WAIT": float(env.get("KILN_STREAM_PENDING_WAIT", "60")),
+        # Webhooks: deliveries to loopback/private/link-local addresses are refused unless this is on (for
+        # self-hosters whose receivers live in their own network); per-socket-operation timeout; how often
+        # each worker looks for due retries and undispatched events.
+        "KILN_WEBHOOK_ALLOW_PRIVATE": _bool(env.get("KILN_WEBHOOK_ALLOW_PRIVATE"), False),
+        "KILN_WEBHOOK_TIMEOUT": float(env.get("KILN_WEBHOOK_TIMEOUT", "5")),
+        "KILN_WEBHOOK_SWEEP_INTERVAL": float(env.get("KILN_WEBHOOK_SWEEP_INTERVAL", "15")),
+        # How often the header bell asks for the unread count.
+        "KILN_NOTIFICATION_POLL_SECONDS": int(env.get("KILN_NOTIFICATION_POLL_SECONDS", "30")),
         "RATELIMIT_STORAGE_URI": redis_url,
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_KEY_PREFIX": "kiln-rl",

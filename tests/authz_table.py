@@ -95,6 +95,19 @@ TABLE: dict[tuple[str, str], object] = {
     ("POST", "/account"): Page(),
     ("POST", "/account/totp"): Page(),
     ("POST", "/orgs/switch"): Page(),
+    # Notifications belong to a person: their own inbox, bell and e-mail preferences (tests/events).
+    ("GET", "/api/notifications"): User(),
+    ("GET", "/api/notifications/unread-count"): User(),
+    ("PATCH", "/api/notifications/read-all"): User(),
+    ("GET", "/api/notifications/preferences"): User(),
+    ("PATCH", "/api/notifications/preferences"): User(),
+    ("PATCH", "/api/notifications/<notification_id>"): User(),
+    ("GET", "/notifications"): Page(),
+    ("GET", "/notifications/bell"): Page(),
+    ("POST", "/notifications/read-all"): Page(),
+    ("POST", "/notifications/<notification_id>/open"): Page(),
+    ("GET", "/notifications/preferences"): Page(),
+    ("POST", "/notifications/preferences"): Page(),
     ("GET", "/dashboard"): Page("org:read"),
     ("POST", "/organizations/new"): Page(),
 
@@ -227,6 +240,8 @@ TABLE: dict[tuple[str, str], object] = {
 # JSON bodies (or query strings) where the one generated from the route's schema would not validate:
 # refusals must come from authorization, not from a 400 on the body.
 BODIES: dict[tuple[str, str], dict] = {
+    ("PATCH", "/api/notifications/<notification_id>"): {"json": {"read": True}},
+    ("PATCH", "/api/notifications/preferences"): {"json": {"email": {"build.failed": True}}},
     ("GET", "/api/chat/stream"): {"query": {"message": "hello"}},
     ("PUT", "/api/conversations/<conversation_id>/recipe"): {"json": {"yaml": "name: demo\n"}},
 }

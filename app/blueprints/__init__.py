@@ -16,6 +16,14 @@ FEATURES = [
     "app.blueprints.conversations.pages",
     "app.blueprints.builds.routes",
     "app.blueprints.builds.pages",
+    "app.blueprints.webhooks.routes",
+    "app.blueprints.webhooks.pages",
+    "app.blueprints.notifications.routes",
+    "app.blueprints.notifications.pages",
+    "app.blueprints.activity.routes",
+    "app.blueprints.activity.pages",
+    "app.blueprints.search.routes",
+    "app.blueprints.search.pages",
 ]
 
 

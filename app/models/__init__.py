@@ -6,3 +6,5 @@ from app.models.conversations import Conversation, Message, RecipeVersion  # noq
 from app.models.orgs import (ConversationShare, Group, GroupMember, Invitation, Team, TeamMember, Unit,  # noqa: F401
                              UnitMember)
 from app.models.builds import Build, BuildArtifact, BuildStage, TestCase, TestRun  # noqa: F401
+from app.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint  # noqa: F401
+from app.models.notifications import Notification, NotificationPreference  # noqa: F401

@@ -5,7 +5,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import JSON, ForeignKey, Integer, String, Uuid
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 from app.models.base import IdMixin, UTCDateTime, utcnow
@@ -26,6 +26,8 @@ class AuditRecord(IdMixin, db.Model):
     ip_address: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True, nullable=False)
+
+    actor = relationship("User", viewonly=True)  # the activity log shows who, by e-mail
 
 
 class OutboxEvent(IdMixin, db.Model):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from app.extensions import db
 from app.models.audit import AuditRecord, OutboxEvent
 from app.models.base import isoformat
+from app.tasks import eventqueue, queue
 
 
 @dataclass
@@ -53,6 +54,8 @@ def emit(event_type: str, *, org_id, entity_type: str | None = None, entity_id=N
         payload=_jsonable(payload or {}),
     )
     db.session.add(row)
+    # Webhooks and notifications consume the outbox; the sweeper catches a dispatch lost with Redis.
+    queue.after_commit(eventqueue.enqueue_dispatch)
     return row
 
 

@@ -222,6 +222,8 @@ def invite(actor: Actor, org: Organization, email: str, role: str, *, actor_role
               f"Open this link within 7 days to accept (log in or sign up with this address first):\n\n"
               f"{accept_url_for(token)}\n\nIf you did not expect this, ignore the mail.\n")
     audit.record(actor, "invitation.created", "invitation", row.id, org_id=org.id, email=email, role=role)
+    audit.emit("invitation.created", org_id=org.id, entity_type="invitation", entity_id=row.id,
+               payload={"email": email, "role": role, "orgName": org.name})
     return row, token
 
 

@@ -15,6 +15,8 @@ PERMISSIONS: dict[str, str] = {
     "structure:manage": "admin",
     "keys:manage": "admin",
     "org:manage": "admin",
+    "webhooks:manage": "admin",
+    "activity:read": "admin",
     "org:delete": "owner",
     "org:transfer": "owner",
 }
