@@ -53,6 +53,7 @@ def create_app(config: dict | None = None) -> Flask:
 def _init_extensions(app: Flask) -> None:
     from app import models  # noqa: F401 - every model registered before migrations/create_all
     from app.extensions import api, csrf, db, htmx, limiter, login_manager, migrate, redis, sock
+    from app.http.schemas import ErrorEnvelopeSchema
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"),
@@ -68,6 +69,9 @@ def _init_extensions(app: Flask) -> None:
     _init_request_pipeline(app)
     app.config.setdefault("RATELIMIT_DEFAULT", app.config["KILN_RATE_LIMIT"])
     limiter.init_app(app)
+    # The document's `default` answer is the envelope every error really has (API.md), not smorest's shape.
+    # Set here, not in KilnApi: the schemas module reads models, which read extensions, which hold the Api.
+    api.ERROR_SCHEMA = ErrorEnvelopeSchema
     api.init_app(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                                                         "description": "A JWT from /api/auth/token, or an API key kiln_..."})

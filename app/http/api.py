@@ -3,13 +3,8 @@ from __future__ import annotations
 
 from flask_smorest import Api
 
-from app.http.schemas import ErrorEnvelopeSchema
-
 
 class KilnApi(Api):
-    # The document's `default` answer is the envelope every error really has (API.md), not smorest's shape.
-    ERROR_SCHEMA = ErrorEnvelopeSchema
-
     def _register_error_handlers(self):
         # Error handlers are registered app-wide by app.http.errors so pages keep HTML errors.
         pass

@@ -124,14 +124,3 @@ class ErrorEnvelopeSchema(CamelSchema):
 
 def page_envelope(key: str, items: list, total: int, page: int, limit: int) -> dict:
     return {key: items, "totalCount": total, "page": page, "limit": limit, "hasMore": page * limit < total}
-
-
-def paginate(query, page: int, limit: int):
-    """Apply page/limit to a SQLAlchemy select; return (rows, total)."""
-    from sqlalchemy import func, select
-
-    from app.extensions import db
-
-    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    rows = db.session.scalars(query.limit(limit).offset((page - 1) * limit)).all()
-    return rows, total

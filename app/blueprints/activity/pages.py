@@ -6,7 +6,7 @@ from flask_login import login_required
 from marshmallow import ValidationError
 
 from app.http.auth import permission_required, resolve_org
-from app.http.schemas import paginate
+from app.http.pagination import paginate
 from app.services import activity as service
 from app.services.errors import ValidationFailed
 

@@ -5,7 +5,7 @@ from flask import Response, stream_with_context
 
 from app.http.auth import permission_required, resolve_org
 from app.http.blueprint import ApiBlueprint
-from app.http.schemas import paginate
+from app.http.pagination import paginate
 from app.services import activity as service
 
 from .schemas import ActivityFilterArgs, ActivityPageSchema, ActivityQueryArgs, ActivityStatsSchema

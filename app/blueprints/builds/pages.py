@@ -14,7 +14,7 @@ from flask import Blueprint, Response, current_app, flash, g, redirect, render_t
 from app.extensions import db
 from app.http.auth import authorize, can, current_actor, page_permission
 from app.http.htmx import htmx_error, is_htmx
-from app.http.schemas import paginate
+from app.http.pagination import paginate
 from app.models import Build, Conversation, RecipeVersion, User
 from app.models.builds import BUILD_STATUSES
 from app.services.builds import lifecycle, reads

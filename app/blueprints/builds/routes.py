@@ -11,7 +11,7 @@ from app.extensions import db, limiter, rate_limit_key
 from app.http.auth import authorize, current_actor, permission_required, resolve_org
 from app.http.blueprint import ApiBlueprint
 from app.http.errors import error_response
-from app.http.schemas import paginate
+from app.http.pagination import paginate
 from app.services.builds import files, lifecycle, logs, reads
 from app.services.errors import DomainError, NotFound
 

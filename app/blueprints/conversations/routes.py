@@ -10,7 +10,8 @@ from app.extensions import db
 from app.http.auth import authorize, current_actor, current_principal, permission_required
 from app.http.blueprint import ApiBlueprint
 from app.http.errors import trace_id
-from app.http.schemas import Augmented, page_envelope, paginate
+from app.http.pagination import paginate
+from app.http.schemas import Augmented, page_envelope
 from app.services import access
 from app.services import conversations as service
 from app.services.errors import DomainError, ValidationFailed

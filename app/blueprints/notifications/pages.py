@@ -11,7 +11,7 @@ from flask_login import current_user, login_required
 
 from app.extensions import db
 from app.http.auth import user_required
-from app.http.schemas import paginate
+from app.http.pagination import paginate
 from app.models.notifications import NOTIFICATION_KINDS
 from app.services import notifications as service
 from app.services.errors import DomainError

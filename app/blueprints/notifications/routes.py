@@ -4,7 +4,7 @@ from __future__ import annotations
 from app.extensions import db
 from app.http.auth import current_principal, user_required
 from app.http.blueprint import ApiBlueprint
-from app.http.schemas import paginate
+from app.http.pagination import paginate
 from app.services import notifications as service
 
 from .schemas import (NotificationPageSchema, NotificationQueryArgs, NotificationSchema, NotificationUpdateSchema,

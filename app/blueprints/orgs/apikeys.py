@@ -4,7 +4,8 @@ from __future__ import annotations
 from app.extensions import db
 from app.http.auth import current_actor, permission_required, resolve_org
 from app.http.blueprint import ApiBlueprint
-from app.http.schemas import Augmented, PaginationArgs, page_envelope, paginate
+from app.http.pagination import paginate
+from app.http.schemas import Augmented, PaginationArgs, page_envelope
 from app.services import apikeys
 
 from .schemas import (ApiKeyCreateSchema, ApiKeyPageSchema, ApiKeyReplacementSchema, ApiKeySchema, ApiKeySecretSchema,

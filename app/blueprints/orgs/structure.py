@@ -4,7 +4,8 @@ from __future__ import annotations
 from app.extensions import db
 from app.http.auth import current_actor, permission_required, resolve_org
 from app.http.blueprint import ApiBlueprint
-from app.http.schemas import PaginationArgs, page_envelope, paginate
+from app.http.pagination import paginate
+from app.http.schemas import PaginationArgs, page_envelope
 from app.models.orgs import Group, Team, Unit
 from app.services import structure
 from .schemas import (GroupPageSchema, GroupSchema, NamedCreateSchema, NamedUpdateSchema, StructureMemberSchema,

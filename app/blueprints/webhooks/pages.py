@@ -10,7 +10,7 @@ from flask_login import login_required
 
 from app.extensions import db
 from app.http.auth import current_actor, permission_required, resolve_org
-from app.http.schemas import paginate
+from app.http.pagination import paginate
 from app.models.webhooks import WEBHOOK_EVENTS
 from app.services import webhooks as service
 from app.services.errors import DomainError, ValidationFailed

@@ -4,7 +4,8 @@ from __future__ import annotations
 from app.extensions import db
 from app.http.auth import current_actor, permission_required, resolve_org
 from app.http.blueprint import ApiBlueprint
-from app.http.schemas import PaginationArgs, paginate
+from app.http.pagination import paginate
+from app.http.schemas import PaginationArgs
 from app.services import webhooks as service
 
 from .schemas import (WebhookDeliveryPageSchema, WebhookDeliveryQueryArgs, WebhookDeliverySchema, WebhookCreateSchema, WebhookPageSchema,

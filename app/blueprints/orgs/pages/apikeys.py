@@ -8,7 +8,7 @@ from flask import flash, redirect, render_template, request, url_for
 from app.extensions import db
 from app.http.auth import current_actor, page_permission, resolve_org
 from app.http.htmx import is_htmx
-from app.http.schemas import paginate
+from app.http.pagination import paginate
 from app.services import apikeys
 from app.services.errors import DomainError, ValidationFailed
 from app.services.permissions import SCOPES
