@@ -94,3 +94,31 @@ def _run_after_commit(session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _drop_after_rollback(session) -> None:
     session.info.pop(_PENDING_KEY, None)
+
+
+# The outbox consumers (webhooks, notification e-mails) ----------------------------------------------
+
+WEBHOOKS_QUEUE = "webhooks"
+JOB_TIMEOUT = 120  # a dispatch pass or one HTTP try; the HTTP timeouts are far shorter
+
+
+def webhookswebhooks_queue() -> Queue:
+    return get_queue(WEBHOOKS_QUEUE)
+
+
+def enqueue_dispatch() -> None:
+    """Fan out every unpublished outbox event (a no-op pass when another job got there first)."""
+    webhooks_queue().enqueue("app.tasks.webhooks.dispatch_outbox", job_timeout=JOB_TIMEOUT, result_ttl=600,
+                     failure_ttl=7 * 24 * 3600, description="dispatch outbox events")
+
+
+def enqueue_delivery(delivery_id) -> None:
+    webhooks_queue().enqueue("app.tasks.webhooks.run_delivery", args=(str(delivery_id),), job_timeout=JOB_TIMEOUT,
+                     result_ttl=600, failure_ttl=7 * 24 * 3600, description=f"webhook delivery {delivery_id}")
+
+
+def enqueue_emails(notification_ids) -> None:
+    if notification_ids:
+        webhooks_queue().enqueue("app.tasks.webhooks.send_notification_emails", args=([str(i) for i in notification_ids],),
+                         job_timeout=JOB_TIMEOUT, result_ttl=600, failure_ttl=7 * 24 * 3600,
+                         description="notification e-mails")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from app.extensions import db
 from app.models.audit import AuditRecord, OutboxEvent
 from app.models.base import isoformat
-from app.tasks import eventqueue, queue
+from app import queues
 
 
 @dataclass
@@ -55,7 +55,7 @@ def emit(event_type: str, *, org_id, entity_type: str | None = None, entity_id=N
     )
     db.session.add(row)
     # Webhooks and notifications consume the outbox; the sweeper catches a dispatch lost with Redis.
-    queue.after_commit(eventqueue.enqueue_dispatch)
+    queues.after_commit(queues.enqueue_dispatch)
     return row
 
 

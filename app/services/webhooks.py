@@ -38,7 +38,7 @@ from app.models.webhooks import PING_EVENT, WEBHOOK_EVENTS, WebhookAttempt, Webh
 from app.services import audit
 from app.services.audit import Actor
 from app.services.errors import Conflict, NotFound, ValidationFailed
-from app.tasks import eventqueue, queue
+from app import queues
 
 # About eight tries over a day: the first at once, then 1 min, 3 min, 9 min, 27 min, 81 min, 4 h, 12 h
 # (each ±20 % so endpoints that failed together do not retry together).
@@ -181,7 +181,7 @@ def ping(actor: Actor, endpoint: WebhookEndpoint) -> WebhookDelivery:
     row = _new_delivery(endpoint, PING_EVENT, payload, automatic=False)
     db.session.flush()
     row_id = row.id
-    queue.after_commit(lambda: eventqueue.enqueue_delivery(row_id))
+    queues.after_commit(lambda: queues.enqueue_delivery(row_id))
     audit.record(actor, "webhook.pinged", "webhook", endpoint.id, org_id=endpoint.org_id, delivery_id=row.id)
     return row
 
@@ -193,7 +193,7 @@ def redeliver(actor: Actor, delivery: WebhookDelivery) -> WebhookDelivery:
                        {"status": [delivery.status]})
     delivery.status, delivery.automatic, delivery.next_attempt_at = "pending", False, utcnow()
     delivery_id = delivery.id
-    queue.after_commit(lambda: eventqueue.enqueue_delivery(delivery_id))
+    queues.after_commit(lambda: queues.enqueue_delivery(delivery_id))
     audit.record(actor, "webhook.redelivered", "webhook", delivery.endpoint_id, org_id=delivery.endpoint.org_id,
                  delivery_id=delivery.id, attempt=delivery.attempt_count + 1)
     return delivery

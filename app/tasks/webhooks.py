@@ -14,7 +14,7 @@ from app.extensions import db
 from app.models.base import parse_uuid
 from app.models.notifications import Notification
 from app.services import mail, notifications, outbox, webhooks
-from app.tasks import eventqueue
+from app import queues
 
 log = logging.getLogger("kiln.webhooks")
 
@@ -44,8 +44,8 @@ def dispatch_outbox() -> int:
             continue
         handled += 1
         for delivery_id in delivery_ids:
-            eventqueue.enqueue_delivery(delivery_id)
-        eventqueue.enqueue_emails(mail_ids)
+            queues.enqueue_delivery(delivery_id)
+        queues.enqueue_emails(mail_ids)
     return handled
 
 
@@ -74,7 +74,7 @@ def run_delivery(delivery_id: str) -> str:
     db.session.flush()
     mail_ids = [n.id for n in made if n.email_wanted]
     db.session.commit()
-    eventqueue.enqueue_emails(mail_ids)
+    queues.enqueue_emails(mail_ids)
     return delivery.status
 
 
@@ -97,11 +97,11 @@ def send_notification_emails(notification_ids: list[str]) -> int:
 def sweep() -> None:
     """What the queue may have lost: unpublished events, due retries, tries a dead worker held."""
     if outbox.pending_event_ids(limit=1):
-        eventqueue.enqueue_dispatch()
+        queues.enqueue_dispatch()
     due = webhooks.due_delivery_ids()
     db.session.commit()
     for delivery_id in due:
-        eventqueue.enqueue_delivery(delivery_id)
+        queues.enqueue_delivery(delivery_id)
 
 
 def sweeper_loop(app, stop) -> None:

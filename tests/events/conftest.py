@@ -71,7 +71,7 @@ def run_webhook_jobs(app):
     from rq.serializers import JSONSerializer
 
     from app.extensions import redis
-    from app.tasks.eventqueue import WEBHOOKS_QUEUE, _queue
+    from app.queues import WEBHOOKS_QUEUE, webhooks_queue as _queue
 
     def run() -> None:
         with app.app_context():
