@@ -1,6 +1,18 @@
 // Small behaviours shared by every page. No inline scripts anywhere (CSP script-src 'self').
 (function () {
+  document.documentElement.classList.add("js");
+
   function init(root) {
+    root.querySelectorAll("[data-conversations-toggle]").forEach(function (btn) {
+      if (btn.dataset.bound) return;
+      btn.dataset.bound = "1";
+      var nav = btn.closest(".conversation-list");
+      btn.addEventListener("click", function () {
+        var open = btn.getAttribute("aria-expanded") !== "true";
+        btn.setAttribute("aria-expanded", open ? "true" : "false");
+        nav.classList.toggle("is-open", open);
+      });
+    });
     root.querySelectorAll("form[data-autosubmit] select").forEach(function (sel) {
       if (sel.dataset.bound) return;
       sel.dataset.bound = "1";
