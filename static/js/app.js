@@ -18,6 +18,10 @@
       sel.dataset.bound = "1";
       sel.addEventListener("change", function () { sel.form.submit(); });
     });
+    // A table wider than the screen scrolls in its own box; let the keyboard reach and scroll it too.
+    root.querySelectorAll(".table-scroll, figure").forEach(function (box) {
+      if (box.scrollWidth > box.clientWidth + 1) box.setAttribute("tabindex", "0");
+    });
     root.querySelectorAll("[data-copy]").forEach(function (btn) {
       if (btn.dataset.bound) return;
       btn.dataset.bound = "1";

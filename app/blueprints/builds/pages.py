@@ -15,7 +15,7 @@ from app.http.auth import current_actor, resolve_org
 from app.http.schemas import paginate
 from app.models import Build, Conversation, RecipeVersion, User
 from app.models.builds import BUILD_STATUSES
-from app.services import build_views
+from app.services import build_views, charts, dashboard
 from app.services import builds as service
 from app.services.errors import DomainError, Forbidden, ValidationFailed
 from app.services.permissions import role_allows
@@ -73,8 +73,10 @@ def index():
         "pages": max(1, -(-total // PAGE_SIZE)), "has_more": page * PAGE_SIZE < total, "org_total": org_total,
         "builds": [build_views.list_row(b) for b in rows],
     }
-    template = "builds/_table.html" if _wants_fragment() else "builds/index.html"
-    return render_template(template, **context)
+    if _wants_fragment():
+        return render_template("builds/_table.html", **context)
+    return render_template("builds/index.html", trends=dashboard.recipe_durations(org, actor=actor, role=role),
+                           **context)
 
 
 def _load(build_id, need: str = "view"):
@@ -100,6 +102,7 @@ def _context(org, build, role: str, *, with_log: bool = False) -> dict:
         "running": build_views.is_running(build.status),
         "can_write": _can_write(org, build, role),
         "progress": {**build_views.progress_view(build), "stages": build_views.stage_timeline(build)},
+        "timeline": charts.stage_rows(build),
         "failure": build_views.failure_view(build),
         "attempt_notes": build_views.attempt_notes(build),
         "artifacts": build_views.artifact_rows(

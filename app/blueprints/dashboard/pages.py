@@ -4,8 +4,10 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
-from app.http.auth import resolve_org
-from app.services import dashboard
+from app.http.auth import current_actor, resolve_org
+from app.services import charts, dashboard
+from app.services.build_views import human_duration
+from app.services.permissions import role_allows
 
 bp = Blueprint("dashboard", __name__)
 
@@ -21,7 +23,12 @@ def home():
 @login_required
 def index():
     org, role = resolve_org()
-    return render_template("dashboard/index.html", org=org, role=role, summary=dashboard.summary(org))
+    summary = dashboard.summary(org, actor=current_actor(), role=role)
+    return render_template("dashboard/index.html", org=org, role=role, summary=summary,
+                           can_build=role_allows(role, "builds:write"),
+                           can_chat=role_allows(role, "conversations:write"),
+                           chart=charts.builds_per_day(summary["per_day"]), groups=charts.STATUS_GROUPS,
+                           swatch=charts.swatch, human_duration=human_duration)
 
 
 page_blueprints = [bp]
