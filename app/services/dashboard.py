@@ -117,6 +117,8 @@ def activity(org, *, actor: Actor, role: str, limit: int = ACTIVITY_LIMIT) -> li
         entity = str(record.entity_id) if record.entity_id else None
         if record.entity_type in ("conversation", "build") and entity not in allowed.get(record.entity_type, set()):
             continue
+        if record.action == "recipe.version_created" and (record.details or {}).get("source") == "initial":
+            continue  # every new conversation starts with version 1; "started the conversation" says it
         text = _sentence(record, names.get(entity), numbers.get(entity))
         if text is None:
             continue

@@ -128,3 +128,62 @@ def test_narrow_chat_keeps_the_conversation_list_behind_a_button(browser, live_s
         assert not toggle.is_visible() and links.is_visible()
     finally:
         context.close()
+
+
+def test_build_page_queues_custom_checks_and_deletes_a_build(browser, live_server_url, workspace, app):
+    from app.extensions import db
+    from app.models import Build, TestRun
+
+    context = browser.new_context(base_url=live_server_url)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        login(page, workspace.user.email, PASSWORD)
+        page.goto(f"/builds/{workspace.succeeded_id}")
+        assert page.title() == "Build #1 · debian · Kiln"
+        page.click("#build-manage summary:has-text('Check something else')")
+        # A line the form cannot read is refused in the page, naming the line.
+        page.fill("#custom-assertions", "port_open:port=443\nnginx is up")
+        page.click("#build-manage button:has-text('Run these checks')")
+        page.wait_for_selector("[data-form-error]:has-text('Line 2')")
+        # The API's own refusal (an unknown check) is shown as it words it.
+        page.fill("#custom-assertions", "port_opened:port=443")
+        page.click("#build-manage button:has-text('Run these checks')")
+        page.wait_for_selector("[data-form-error]:has-text('port_opened')")
+        page.fill("#custom-assertions", "port_open:port=443\nservice_running:service=nginx")
+        with page.expect_navigation():
+            page.click("#build-manage button:has-text('Run these checks')")
+        page.wait_for_selector("#build-tests :text('Custom assertions')")
+        with app.app_context():
+            run = db.session.query(TestRun).filter_by(build_id=workspace.succeeded_id, kind="custom").one()
+            assert run.status == "queued"
+            assert [a["type"] for a in run.assertions] == ["port_open", "service_running"]
+            assert run.assertions[0]["params"]["port"] == 443
+
+        page.goto(f"/builds/{workspace.failed_id}")
+        page.click("#build-manage summary:has-text('Delete this build')")
+        page.once("dialog", lambda d: d.accept())
+        with page.expect_navigation(url="**/builds"):
+            page.click("[data-delete-build]")
+        with app.app_context():
+            assert db.session.get(Build, workspace.failed_id) is None
+    finally:
+        context.close()
+    assert errors == []
+
+
+def test_recipe_without_tests_lists_the_default_checks(browser, live_server_url, workspace):
+    context = browser.new_context(base_url=live_server_url)
+    page = context.new_page()
+    try:
+        login(page, workspace.user.email, PASSWORD)
+        page.goto(f"/chat/{workspace.conversation_id}")
+        tests = page.locator("#recipe-panel [data-field=tests]")
+        assert "Every build still runs the default checks" in tests.inner_text()
+        checks = page.locator("#recipe-panel [data-default-checks] li").all_inner_texts()
+        assert any(c.startswith("Boot verification") for c in checks)
+        assert any(c.startswith("SSH reachable") for c in checks)
+        assert page.title().endswith("· Chat · Kiln")
+    finally:
+        context.close()

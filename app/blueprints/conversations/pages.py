@@ -7,6 +7,7 @@ from jinja2 import TemplateNotFound
 from werkzeug.exceptions import MethodNotAllowed, NotFound as RouteNotFound
 
 from app.engine.recipe import dump_yaml
+from app.engine.testing.runner import default_tests
 from app.extensions import db
 from app.http.auth import authorize, current_actor, resolve_org
 from app.models import Conversation
@@ -58,6 +59,7 @@ def _can_edit(conversation) -> bool:
 def _recipe_context(conversation, *, text: str | None = None, errors: dict | None = None, saved: bool = False) -> dict:
     version = service.current_version(conversation)
     return {"conversation": conversation, "version": version, "recipe": version.recipe,
+            "default_checks": default_tests(version.recipe, None, version.recipe.get("format", "iso")),
             "recipe_yaml": text if text is not None else dump_yaml(version.recipe),
             "recipe_errors": errors or {}, "saved": saved, "can_edit": _can_edit(conversation)}
 
