@@ -71,6 +71,13 @@ class Workspace:
         self._conversations()
         self._builds()
 
+    def keep_alive(self, build_id):
+        """The heartbeat a live worker keeps renewing; without it the log stream's reaper calls the build lost."""
+        from app.services import buildrun
+
+        with self.app.app_context():
+            buildrun.heartbeat(build_id, "worker-1.kiln.internal")
+
     def _conversations(self):
         from app.extensions import db
         from app.models import Organization, User
@@ -192,11 +199,10 @@ class Workspace:
 
                 for stage, level, message in _LOG[: 6 if running else None]:
                     buildlogs.append(build.id, stage, level, message)
-            if running:  # what a live worker does; without it the log stream's reaper calls the build lost
-                from app.services import buildrun
-
-                buildrun.heartbeat(build.id, "worker-1.kiln.internal")
-            return build.id
+            build_id = build.id
+        if running:
+            self.keep_alive(build_id)
+        return build_id
 
 
 _LOG = [

@@ -97,6 +97,8 @@ def test_every_page_holds_its_layout_at_every_width(browser, live_server_url, wo
                 _check(page, name, width, screenshot_dir, problems)
             login(page, workspace.user.email, PASSWORD)
             for name, path in _pages(workspace):
+                if name == "build-running":
+                    workspace.keep_alive(workspace.running_id)  # a slow run must not let the reaper take it
                 response = page.goto(path)
                 assert response.ok, f"{path} answered {response.status}"
                 _check(page, name, width, screenshot_dir, problems)
@@ -107,7 +109,8 @@ def test_every_page_holds_its_layout_at_every_width(browser, live_server_url, wo
 
 
 def test_narrow_chat_keeps_the_conversation_list_behind_a_button(browser, live_server_url, workspace):
-    """On a phone the list folds away (the thread comes first) and one tap opens it."""
+    """On a phone the list folds away (the thread comes first) and one tap opens it; the recipe panel
+    lists the default checks of a recipe without tests of its own."""
     context = browser.new_context(base_url=live_server_url, viewport={"width": 390, "height": 844})
     page = context.new_page()
     try:
@@ -126,6 +129,14 @@ def test_narrow_chat_keeps_the_conversation_list_behind_a_button(browser, live_s
 
         page.set_viewport_size({"width": 1280, "height": 900})
         assert not toggle.is_visible() and links.is_visible()
+
+        # A recipe without tests of its own says what runs anyway.
+        tests = page.locator("#recipe-panel [data-field=tests]")
+        assert "Every build still runs the default checks" in tests.inner_text()
+        checks = page.locator("#recipe-panel [data-default-checks] li").all_inner_texts()
+        assert any(c.startswith("Boot verification") for c in checks)
+        assert any(c.startswith("SSH reachable") for c in checks)
+        assert page.title() == "Create a Debian server with SSH and Docker · Chat · Kiln"
     finally:
         context.close()
 
@@ -172,18 +183,3 @@ def test_build_page_queues_custom_checks_and_deletes_a_build(browser, live_serve
         context.close()
     assert errors == []
 
-
-def test_recipe_without_tests_lists_the_default_checks(browser, live_server_url, workspace):
-    context = browser.new_context(base_url=live_server_url)
-    page = context.new_page()
-    try:
-        login(page, workspace.user.email, PASSWORD)
-        page.goto(f"/chat/{workspace.conversation_id}")
-        tests = page.locator("#recipe-panel [data-field=tests]")
-        assert "Every build still runs the default checks" in tests.inner_text()
-        checks = page.locator("#recipe-panel [data-default-checks] li").all_inner_texts()
-        assert any(c.startswith("Boot verification") for c in checks)
-        assert any(c.startswith("SSH reachable") for c in checks)
-        assert page.title().endswith("· Chat · Kiln")
-    finally:
-        context.close()
