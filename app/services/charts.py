@@ -136,7 +136,7 @@ def stage_rows(build, now: datetime | None = None) -> list[dict]:
 
 def sparkline(points: list[tuple[float, str]], *, label: str) -> Markup:
     """Durations oldest to newest; a failed build is drawn as a cross, a succeeded one as a dot."""
-    width, height, pad = 120, 28, 4
+    width, height, pad = 160, 32, 4
     if not points:
         return Markup("")
     top = max(seconds for seconds, _ in points) or 1

@@ -55,6 +55,7 @@ def _pages(ws) -> list[tuple[str, str]]:
         ("api-keys", "/api-keys"),
         ("api-key-usage", f"/api-keys/{ws.key_id}/usage"),
         ("account", "/account"),
+        ("not-found", "/builds/00000000-0000-4000-8000-000000000000"),
     ]
 
 
@@ -100,7 +101,8 @@ def test_every_page_holds_its_layout_at_every_width(browser, live_server_url, wo
                 if name == "build-running":
                     workspace.keep_alive(workspace.running_id)  # a slow run must not let the reaper take it
                 response = page.goto(path)
-                assert response.ok, f"{path} answered {response.status}"
+                expected = 404 if name == "not-found" else 200
+                assert response.status == expected, f"{path} answered {response.status}"
                 _check(page, name, width, screenshot_dir, problems)
         finally:
             context.close()
