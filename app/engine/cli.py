@@ -1,6 +1,7 @@
 """Command-line front end of the engine: `python -m app.engine ...` and `flask kiln ...`."""
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import sys
@@ -12,6 +13,7 @@ import click
 
 from .pipeline import STAGES, BuildError, BuildEvents, build
 from .recipe import FORMATS, RecipeError, parse_recipe_text
+from .richout import RichEvents, interactive, print_test_report
 
 STAGE_NAMES = dict(STAGES)
 
@@ -91,7 +93,8 @@ def build_cmd(file: str, out_dir: str, formats: str | None, no_test: bool, timeo
     except RecipeError as err:
         print_recipe_errors(file, err)
         sys.exit(2)
-    events = ConsoleEvents(verbose=verbose)
+    fancy = interactive()
+    events = RichEvents(verbose=verbose) if fancy else ConsoleEvents(verbose=verbose)
     cancel = threading.Event()
 
     def on_signal(signum, _frame):  # Ctrl-C cancels cleanly: kill the group, unmount, delete temp trees
@@ -102,8 +105,11 @@ def build_cmd(file: str, out_dir: str, formats: str | None, no_test: bool, timeo
     previous_term = signal.signal(signal.SIGTERM, on_signal)
     try:
         fmt_list = formats.split(",") if formats else None
-        result = build(recipe, Path(out_dir), fmt_list, events=events, cancel=cancel, timeout=timeout)
+        with events if fancy else contextlib.nullcontext():
+            result = build(recipe, Path(out_dir), fmt_list, events=events, cancel=cancel, timeout=timeout)
     except BuildError as err:
+        if fancy:
+            events.summary()
         kind = "error in the recipe" if err.user_error else "build failed"
         click.secho(f"{kind} during {STAGE_NAMES.get(err.stage, err.stage)} ({err.stage}): {err.reason}",
                     fg="red", err=True)
@@ -112,6 +118,11 @@ def build_cmd(file: str, out_dir: str, formats: str | None, no_test: bool, timeo
         signal.signal(signal.SIGINT, previous)
         signal.signal(signal.SIGTERM, previous_term)
 
+    if fancy:
+        events.summary(cached=result.cached, artifacts=result.artifacts)
+        if not no_test:
+            sys.exit(run_image_tests(recipe, result, Path(out_dir), cancel, fancy=True))
+        return
     click.secho("build succeeded" + (" (cached result)" if result.cached else ""), fg="green", bold=True)
     for a in result.artifacts:
         click.echo(f"  {a.kind:9} {a.path}  {a.size / 1024**2:8.1f} MiB  sha256:{a.sha256[:16]}")
@@ -121,9 +132,12 @@ def build_cmd(file: str, out_dir: str, formats: str | None, no_test: bool, timeo
         sys.exit(run_image_tests(recipe, result, Path(out_dir), cancel))
 
 
-def run_image_tests(recipe: dict, result, out_dir: Path, cancel: threading.Event) -> int:
+def run_image_tests(recipe: dict, result, out_dir: Path, cancel: threading.Event, fancy: bool = False) -> int:
     """Test every image artifact with app.engine.testing (filesystem checks, QEMU boot); exit status."""
     from .testing import run_image_tests as test_artifact
+
+    if fancy:
+        return _run_image_tests_live(recipe, result, out_dir, cancel, test_artifact)
 
     failed = False
     for artifact in result.artifacts:
@@ -143,6 +157,30 @@ def run_image_tests(recipe: dict, result, out_dir: Path, cancel: threading.Event
         if report.boot_seconds is not None:
             click.echo(f"   booted in {report.boot_seconds:.1f} s")
         click.secho(f"   {artifact.kind}: tests {report.status}", fg="green" if report.passed else "red", bold=True)
+        failed |= not report.passed
+    return 1 if failed else 0
+
+
+def _run_image_tests_live(recipe: dict, result, out_dir: Path, cancel: threading.Event, test_artifact) -> int:
+    """run_image_tests for a terminal: a live status line per artifact, then a table of the checks."""
+    from rich.console import Console
+
+    console = Console()
+    failed = False
+    for artifact in result.artifacts:
+        if artifact.kind not in FORMATS:
+            continue
+        work = out_dir / f".test-{artifact.kind}"
+        with console.status(f"testing {artifact.path.name}") as status:
+            def log(level: str, message: str, status=status) -> None:
+                status.update(f"testing {artifact.path.name}: {message}")
+                if level in ("warning", "error"):
+                    console.print(f"[{'yellow' if level == 'warning' else 'red'}]{message}[/]")
+            try:
+                report = test_artifact(artifact.path, artifact.kind, recipe, work_dir=work, cancel=cancel, log=log)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        print_test_report(console, report, title=f"{artifact.kind} tests")
         failed |= not report.passed
     return 1 if failed else 0
 

@@ -185,6 +185,9 @@
   };
 
   function init() {
+    // The newest message is what a person came back for: open the thread scrolled to its end.
+    var thread = document.getElementById("message-thread");
+    if (thread) thread.scrollTop = thread.scrollHeight;
     var form = document.getElementById("chat-form");
     if (form && !form.dataset.bound) {
       form.dataset.bound = "1";

@@ -17,6 +17,7 @@ from app.http.htmx import htmx_error, is_htmx
 from app.http.pagination import paginate
 from app.models import Build, Conversation, RecipeVersion, User
 from app.models.builds import BUILD_STATUSES
+from app.services import charts, dashboard
 from app.services.builds import lifecycle, reads
 from app.services.builds import views as build_views
 from app.services.errors import DomainError, ValidationFailed
@@ -54,8 +55,10 @@ def index():
         "pages": max(1, -(-total // PAGE_SIZE)), "has_more": page * PAGE_SIZE < total, "org_total": org_total,
         "builds": [build_views.list_row(b) for b in rows],
     }
-    template = "builds/_table.html" if is_htmx() else "builds/index.html"
-    return render_template(template, **context)
+    if is_htmx():
+        return render_template("builds/_table.html", **context)
+    return render_template("builds/index.html", trends=dashboard.recipe_durations(org, actor=actor, role=role),
+                           **context)
 
 
 def _load(build_id, need: str = "view"):
@@ -81,6 +84,7 @@ def _context(org, build, role: str, *, with_log: bool = False) -> dict:
         "running": build_views.is_running(build.status),
         "can_write": _can_write(org, build, role),
         "progress": {**build_views.progress_view(build), "stages": build_views.stage_timeline(build)},
+        "timeline": charts.stage_rows(build),
         "failure": build_views.failure_view(build),
         "attempt_notes": build_views.attempt_notes(build),
         "artifacts": build_views.artifact_rows(

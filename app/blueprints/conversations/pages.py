@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
 from app.engine.recipe import dump_yaml
+from app.engine.testing.runner import default_tests
 from app.extensions import db
 from app.http.auth import authorize, can, current_actor, page_permission, resolve_org
 from app.http.htmx import is_htmx
@@ -32,6 +33,7 @@ def _can_edit(conversation) -> bool:
 def _recipe_context(conversation, *, text: str | None = None, errors: dict | None = None, saved: bool = False) -> dict:
     version = service.current_version(conversation)
     return {"conversation": conversation, "version": version, "recipe": version.recipe,
+            "default_checks": default_tests(version.recipe, None, version.recipe.get("format", "iso")),
             "recipe_yaml": text if text is not None else dump_yaml(version.recipe),
             "recipe_errors": errors or {}, "saved": saved, "can_edit": _can_edit(conversation)}
 

@@ -1,6 +1,7 @@
 """`flask kiln test ARTIFACT` / `python -m app.engine test ARTIFACT`: test an image artifact."""
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -11,6 +12,9 @@ import time
 from pathlib import Path
 
 import click
+from rich.console import Console
+
+from app.engine.richout import interactive, print_test_report
 
 FORMAT_BY_SUFFIX = {".iso": "iso", ".qcow2": "qcow2", ".img": "qcow2", ".zst": "rootfs", ".gz": "rootfs",
                     ".xz": "rootfs", ".tar": "rootfs"}
@@ -74,15 +78,24 @@ def test_command(artifact: Path, recipe_file: str | None, asserts: tuple[str, ..
     previous = signal.signal(signal.SIGINT, on_signal), signal.signal(signal.SIGTERM, on_signal)
     scratch = work_dir or Path(tempfile.mkdtemp(prefix="kiln-test-"))
     started = time.monotonic()
+    # A person at a terminal gets a live status line and a table; pipes and --json get plain lines.
+    console = Console() if interactive() and not as_json else None
+    status = console.status(f"testing {artifact.name}") if console else contextlib.nullcontext()
 
     def log(level: str, message: str) -> None:
-        if not as_json:
+        if console is not None:
+            status.update(f"testing {artifact.name} ({time.monotonic() - started:.0f} s): {message}")
+            if level in ("warning", "error"):
+                console.print(f"[{'yellow' if level == 'warning' else 'red'}]{message}[/]")
+        elif not as_json:
             color = {"warning": "yellow", "error": "red"}.get(level)
             click.secho(f"{time.monotonic() - started:7.1f}s {message}", fg=color, err=False)
 
     try:
-        report = run_image_tests(artifact, fmt, recipe, extra_assertions=extra, include_defaults=not no_defaults,
-                                 work_dir=scratch, log=log, cancel=cancel, boot_timeout=boot_timeout)
+        with status:
+            report = run_image_tests(artifact, fmt, recipe, extra_assertions=extra,
+                                     include_defaults=not no_defaults, work_dir=scratch, log=log, cancel=cancel,
+                                     boot_timeout=boot_timeout)
         if report.console_log and work_dir is None:
             kept = Path(tempfile.gettempdir()) / f"kiln-console-{artifact.name}-{int(time.time())}.log"
             shutil.copyfile(report.console_log, kept)
@@ -95,6 +108,10 @@ def test_command(artifact: Path, recipe_file: str | None, asserts: tuple[str, ..
 
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
+    elif console is not None:
+        print_test_report(console, report, title=f"{artifact.name} tests")
+        if report.console_log:
+            console.print(f"console log: {report.console_log}")
     else:
         for case in report.tests:
             click.secho(f"{case.status.upper():8} {case.description} ({case.duration:.1f} s)", bold=True,
