@@ -102,7 +102,7 @@ WEBHOOKS_QUEUE = "webhooks"
 JOB_TIMEOUT = 120  # a dispatch pass or one HTTP try; the HTTP timeouts are far shorter
 
 
-def webhookswebhooks_queue() -> Queue:
+def webhooks_queue() -> Queue:
     return get_queue(WEBHOOKS_QUEUE)
 
 

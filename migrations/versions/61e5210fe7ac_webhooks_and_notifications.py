@@ -1,7 +1,7 @@
 """webhooks and notifications: endpoints, deliveries and their attempts; notifications and e-mail preferences
 
 Revision ID: 61e5210fe7ac
-Revises: d743d5f27987
+Revises: b551244b337e
 Create Date: 2026-12-01 15:09:14.045639
 
 """
@@ -12,7 +12,7 @@ import app.models.base
 
 # revision identifiers, used by Alembic.
 revision = '61e5210fe7ac'
-down_revision = 'd743d5f27987'
+down_revision = 'b551244b337e'
 branch_labels = None
 depends_on = None
 

@@ -192,7 +192,7 @@ def test_sigkill_worker_is_lost_and_retried_then_cancel_leaves_no_process(client
 
     start_worker("rescue-worker")
     # Starting, it reclaims what the dead worker left: no process, mount or temp tree of it remains.
-    doomed_scratch = engine_data_dir / "tmp" / "workers" / "doomed-worker"
+    doomed_scratch = engine_data_dir / "workers" / "doomed-worker"
     wait_for(lambda: not doomed_scratch.exists() and not _procs_under(doomed_scratch), 120,
              "the rescue worker to reclaim the dead worker's scratch")
     # Mid-build: while the engine runs its commands, or while the test VM boots.

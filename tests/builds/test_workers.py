@@ -38,7 +38,7 @@ def _mounted(path: str) -> bool:
 def test_a_worker_start_reclaims_what_a_sigkilled_worker_left(app, start_worker, engine_data_dir, tmp_path):
     from app import queues
 
-    workers = engine_data_dir / "tmp" / "workers"
+    workers = engine_data_dir / "workers"
     bystander = start_worker("bystander-worker", "bystander")
     doomed = start_worker("doomed-worker", "doomed")  # the only worker on its queue: the job runs there
     marker = tmp_path / "left-behind.json"

@@ -22,18 +22,18 @@ def _run_build(app, builds, org_id, user_id, *, finish="succeeded"):
     """A build moved through the builds service as a worker moves it (no image is built)."""
     from app.extensions import db
     from app.models import Build
-    from app.services import buildrun
+    from app.services.builds import run as buildrun
 
     conversation_id = builds.conversation(org_id, user_id)
     build_id = builds.create(org_id, status="queued", conversation_id=conversation_id, created_by=user_id,
                              image=b"an image")
     with app.app_context():
         build = db.session.get(Build, build_id)
-        assert buildrun.begin_attempt(build, "test-worker")
+        assert buildrun.begin_attempt(build, build.attempt, "test-worker")
         if finish == "succeeded":
-            assert buildrun.succeed(build)
+            assert buildrun.succeed(build, build.attempt)
         else:
-            buildrun.fail_attempt(build, "apt could not find package nosuch", failure_class="user_error",
+            buildrun.fail_attempt(build, build.attempt, "apt could not find package nosuch", failure_class="user_error",
                                   code="user_error", stage="packages")
             db.session.commit()
     return build_id, conversation_id

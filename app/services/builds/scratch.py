@@ -1,5 +1,6 @@
-"""Each worker's scratch space: `KILN_DATA_DIR/tmp/workers/<worker>/`, where the engine's temp trees and the
-image tests' disks of that worker go, and where their commands run.
+"""Each worker's scratch space: `KILN_DATA_DIR/workers/<worker>/`, where the engine's temp trees and the
+image tests' disks of that worker go, and where their commands run. It sits beside the engine's own
+`tmp/` (used by the CLI), not inside it, so either can be checked for leftovers on its own.
 
 A worker holds an flock on its directory's `.lock` for as long as any of its Python processes lives (RQ's
 work horse is forked and inherits it; the commands the engine starts exec and do not). A directory whose
@@ -27,7 +28,7 @@ _claimed: dict[str, int] = {}  # this process's scratch dir -> the fd holding it
 
 
 def workers_root() -> Path:
-    return Path(current_app.config["KILN_DATA_DIR"]).resolve() / "tmp" / "workers"
+    return Path(current_app.config["KILN_DATA_DIR"]).resolve() / "workers"
 
 
 def scratch_dir(worker_name: str) -> Path:
