@@ -72,11 +72,11 @@ class Workspace:
         self._builds()
 
     def keep_alive(self, build_id):
-        """The heartbeat a live worker keeps renewing; without it the log stream's reaper calls the build lost."""
-        from app.services import buildrun
+        """The heartbeat a live worker keeps renewing (attempt 1), so the build looks as alive as it is shown."""
+        from app.services.builds import signals
 
         with self.app.app_context():
-            buildrun.heartbeat(build_id, "worker-1.kiln.internal")
+            signals.beat(signals.heartbeat_key(build_id, 1), "worker-1.kiln.internal")
 
     def _conversations(self):
         from app.extensions import db
@@ -127,7 +127,7 @@ class Workspace:
         from app.models import Build, BuildArtifact, BuildStage, TestCase, TestRun
         from app.models.base import utcnow
         from app.extensions import db
-        from app.services.builds import lifecycle, plan as build_plan
+        from app.services.builds import files as build_files, lifecycle, plan as build_plan
 
         with self.app.app_context():
             normalized = validate_recipe(recipe)
@@ -170,7 +170,7 @@ class Workspace:
                     clock = stage.finished_at
                 db.session.add(stage)
             if artifacts:
-                directory = service.artifacts_dir(build)
+                directory = build_files.artifacts_dir(build)
                 directory.mkdir(parents=True, exist_ok=True)
                 for kind, filename, body in (
                         (formats[0], f"{normalized['name']}-{normalized['release']}-amd64.{formats[0]}", b"\0" * 4096),
@@ -178,7 +178,7 @@ class Workspace:
                         ("log", "build.log", _archived_log(started, formats[0]))):
                     (directory / filename).write_bytes(body)
                     db.session.add(BuildArtifact(build_id=build.id, kind=kind, filename=filename,
-                                                 path=os.path.relpath(directory / filename, service.artifacts_root()),
+                                                 path=os.path.relpath(directory / filename, build_files.artifacts_root()),
                                                  size=len(body) * 187_000, sha256=hashlib.sha256(body).hexdigest()))
             if tests:
                 run = TestRun(build_id=build.id, status="passed", kind="default", assertions=[],
@@ -195,10 +195,10 @@ class Workspace:
                                             status="passed", duration=1.5 + position, assertions=assertions))
             db.session.commit()
             if running or failure:
-                from app.services import buildlogs
+                from app.services.builds import logs as buildlogs
 
                 for stage, level, message in _LOG[: 6 if running else None]:
-                    buildlogs.append(build.id, stage, level, message)
+                    buildlogs.append(build, stage, level, message)
             build_id = build.id
         if running:
             self.keep_alive(build_id)
