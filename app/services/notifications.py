@@ -54,6 +54,11 @@ def notify(user_id, kind: str, *, org_id, title: str, body: str = "", link: str 
     return row
 
 
+def _get(model, raw):
+    key = parse_uuid(raw)
+    return db.session.get(model, key) if key is not None else None
+
+
 def _member(org_id, user_id) -> bool:
     return user_id is not None and Membership.find(org_id, user_id) is not None
 
@@ -61,7 +66,7 @@ def _member(org_id, user_id) -> bool:
 def notify_event(event: OutboxEvent) -> list[Notification]:
     """The notifications one outbox event makes (called once per event by the dispatcher)."""
     if event.type in BUILD_TITLES:
-        build = db.session.get(Build, parse_uuid(event.entity_id))
+        build = _get(Build, event.entity_id)
         if build is None or not _member(build.org_id, build.created_by_id):
             return []
         body = event.payload.get("failureReason") or ""
@@ -69,8 +74,8 @@ def notify_event(event: OutboxEvent) -> list[Notification]:
                        title=BUILD_TITLES[event.type].format(number=build.number, name=build.name), body=body,
                        link=f"/builds/{build.id}", entity_type="build", entity_id=build.id)]
     if event.type == "test.completed":
-        build = db.session.get(Build, parse_uuid(event.entity_id))
-        run = db.session.get(TestRun, parse_uuid(event.payload.get("testRunId")))
+        build = _get(Build, event.entity_id)
+        run = _get(TestRun, event.payload.get("testRunId"))
         if build is None:
             return []
         who = (run.created_by_id if run is not None and run.created_by_id else None) or build.created_by_id

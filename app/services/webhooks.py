@@ -225,13 +225,15 @@ def event_payload(event: OutboxEvent) -> dict:
     data: dict = {}
     build = None
     if event.entity_type == "build":
-        build = db.session.get(Build, parse_uuid(event.entity_id))
+        key = parse_uuid(event.entity_id)
+        build = db.session.get(Build, key) if key is not None else None
     if event.type.startswith("build.") and build is not None:
         data["build"] = build_data(build, status=event.payload.get("status"))
     elif event.type == "test.completed":
         if build is not None:
             data["build"] = build_data(build)
-        run = db.session.get(TestRun, parse_uuid(event.payload.get("testRunId")))
+        run_key = parse_uuid(event.payload.get("testRunId"))
+        run = db.session.get(TestRun, run_key) if run_key is not None else None
         data["testRun"] = {"id": event.payload.get("testRunId"), "kind": event.payload.get("kind"),
                            "status": event.payload.get("status"), "failed": list(event.payload.get("failed") or []),
                            "finishedAt": isoformat(run.finished_at) if run is not None else None}
