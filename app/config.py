@@ -33,6 +33,14 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+def _float(env, name: str, default: str) -> float:
+    value = env.get(name) or default
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+
+
 def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> dict:
     env = os.environ if env is None else env
     data_dir = Path(env.get("KILN_DATA_DIR") or instance_path / "data")
@@ -78,6 +86,15 @@ def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> d
         "KILN_BUILD_MAX_ATTEMPTS": int(env.get("KILN_BUILD_MAX_ATTEMPTS", "3")),
         "KILN_BUILD_LOG_MAXLEN": int(env.get("KILN_BUILD_LOG_MAXLEN", "50000")),
         "KILN_TEST_BOOT_TIMEOUT": float(env.get("KILN_TEST_BOOT_TIMEOUT", "300")),
+        # Engine (EngineSettings.from_config): the Debian mirror (empty: the host's apt mirror) and the cache cap.
+        "KILN_DEBIAN_MIRROR": env.get("KILN_DEBIAN_MIRROR", ""),
+        "KILN_CACHE_MAX_GB": _float(env, "KILN_CACHE_MAX_GB", "20"),
+        # Chat planner (app.planner.PlannerSettings): an OpenAI-compatible endpoint when URL and model are set,
+        # else the built-in planner; package names are checked against the engine's index either way.
+        "KILN_LLM_URL": env.get("KILN_LLM_URL", "").strip(),
+        "KILN_LLM_MODEL": env.get("KILN_LLM_MODEL", "").strip(),
+        "KILN_LLM_API_KEY": env.get("KILN_LLM_API_KEY", ""),
+        "KILN_LLM_TIMEOUT": _float(env, "KILN_LLM_TIMEOUT", "60"),
         "RATELIMIT_STORAGE_URI": redis_url,
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_KEY_PREFIX": "kiln-rl",

@@ -10,6 +10,7 @@ answering, and to sshd's banner on the forwarded port. Target under TCG on 2 cor
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import statistics
 import sys
@@ -61,7 +62,7 @@ def build_reference_iso(out: Path) -> Path:
 
     recipe = parse_recipe_text((Path(__file__).parent / "recipes" / "ssh.yaml").read_text())
     print(f"building {recipe['name']} (iso) to boot it...", flush=True)
-    result = build(recipe, out, ["iso"], settings=EngineSettings.from_env())
+    result = build(recipe, out, ["iso"], settings=EngineSettings.from_config(os.environ))
     return next(a.path for a in result.artifacts if a.kind == "iso")
 
 

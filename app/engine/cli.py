@@ -1,6 +1,7 @@
 """Command-line front end of the engine: `python -m app.engine ...` and `flask kiln ...`."""
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import sys
@@ -12,6 +13,7 @@ import click
 
 from .pipeline import STAGES, BuildError, BuildEvents, build
 from .recipe import FORMATS, RecipeError, parse_recipe_text
+from .settings import EngineSettings
 
 STAGE_NAMES = dict(STAGES)
 
@@ -102,7 +104,9 @@ def build_cmd(file: str, out_dir: str, formats: str | None, no_test: bool, timeo
     previous_term = signal.signal(signal.SIGTERM, on_signal)
     try:
         fmt_list = formats.split(",") if formats else None
-        result = build(recipe, Path(out_dir), fmt_list, events=events, cancel=cancel, timeout=timeout)
+        # The CLI is the edge: its settings come from its environment (KILN_DATA_DIR, KILN_DEBIAN_MIRROR, ...).
+        result = build(recipe, Path(out_dir), fmt_list, events=events, cancel=cancel, timeout=timeout,
+                       settings=EngineSettings.from_config(os.environ))
     except BuildError as err:
         kind = "error in the recipe" if err.user_error else "build failed"
         click.secho(f"{kind} during {STAGE_NAMES.get(err.stage, err.stage)} ({err.stage}): {err.reason}",

@@ -151,9 +151,8 @@ _indexes: dict[tuple, PackageIndex] = {}
 _indexes_lock = threading.Lock()
 
 
-def get_index(release: str, settings: EngineSettings | None = None, arch: str = "amd64") -> PackageIndex:
+def get_index(release: str, settings: EngineSettings, arch: str = "amd64") -> PackageIndex:
     """One PackageIndex per (data dir, mirror, release, arch) per process."""
-    settings = settings or EngineSettings.from_env()
     key = (str(settings.data_dir), settings.mirror, release, arch)
     with _indexes_lock:
         if key not in _indexes:

@@ -105,9 +105,7 @@ class WorkerEvents:
 def _engine_settings():
     from app.engine.settings import EngineSettings
 
-    settings = EngineSettings.from_env()
-    settings.data_dir = Path(current_app.config["KILN_DATA_DIR"]).resolve()
-    return settings
+    return EngineSettings.from_config(current_app.config)
 
 
 def run_build(build_id: str, attempt: int = 1) -> str:

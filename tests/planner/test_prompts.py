@@ -228,7 +228,7 @@ def test_prompt(converse, before, message, check):
 
 
 def test_it_refers_to_the_last_message_that_named_software(index_for):
-    from app.services.planner import plan
+    from app.planner import plan
 
     recipe = plan("add nginx and redis", DEFAULT_RECIPE, index_for=index_for).recipe
     history = [{"role": "user", "content": "add nginx and redis"}, {"role": "assistant", "content": "Added nginx."}]
@@ -240,7 +240,7 @@ def test_it_refers_to_the_last_message_that_named_software(index_for):
 
 
 def test_without_a_package_index_settings_still_work_and_packages_are_refused():
-    from app.services.planner import plan
+    from app.planner import plan
 
     def unreachable(release):
         raise OSError("mirror unreachable")

@@ -13,7 +13,6 @@ from typing import Callable
 
 import requests
 
-from app.engine.packages import get_index
 from app.engine.recipe import dump_yaml, validate_recipe
 
 from . import PlanResult
@@ -42,7 +41,7 @@ class LLMPlanner:
     name = "llm"
 
     def __init__(self, url: str, model: str, *, api_key: str | None = None, timeout: float = 60,
-                 fallback, index_for: Callable = get_index):
+                 fallback, index_for: Callable):
         self.url = url.rstrip("/")
         self.model = model
         self.api_key = api_key

@@ -7,9 +7,8 @@ validates the result with the engine's recipe validator, so nothing is ever half
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Callable
 
-from app.engine.packages import get_index
 from app.engine.recipe import RecipeError, TEST_TYPES, validate_recipe
 
 from .edits import HANDLERS, Work
@@ -124,7 +123,7 @@ def check_operation(op: Any, position: int = 0) -> tuple[str, dict]:
 assert set(HANDLERS) == set(SPECS)
 
 
-def apply_operations(recipe: dict, operations: list[dict], *, index_for=get_index) -> tuple[dict, list[str]]:
+def apply_operations(recipe: dict, operations: list[dict], *, index_for: Callable) -> tuple[dict, list[str]]:
     """Apply operations to a copy of `recipe` -> (new validated recipe, descriptions).
 
     Raises ValueError naming the operation for an unknown operation, bad arguments, or a result

@@ -3,19 +3,18 @@
     result = plan("add nginx and open port 80", recipe)
     result.recipe, result.reply, result.operations, result.changed, result.refused
 
-`plan` is the built-in, deterministic interpreter (no network). `get_planner()` returns the LLM
-planner when KILN_LLM_URL and KILN_LLM_MODEL are set, else the built-in one; both change recipes
-only through `apply_operations`, whose operations are also the LLM's tools (OPERATION_TOOLS).
-Pure Python: no Flask, RQ or database, so it runs anywhere.
+`plan` is the built-in, deterministic interpreter (no network but the package index).
+`get_planner(settings, index_for=...)` returns the LLM planner when `settings` name an endpoint and a
+model, else the built-in one; both change recipes only through `apply_operations`, whose operations
+are also the LLM's tools (OPERATION_TOOLS). Pure Python: no Flask, RQ, database or environment; the
+app passes its settings in (app/config.py) and `index_for(release)` the engine's package index.
 """
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-from app.engine.packages import get_index
 from app.engine.recipe import validate_recipe
 
 from .answers import CAPABILITIES
@@ -24,7 +23,28 @@ from .wording import human_list
 
 log = logging.getLogger("kiln.planner")
 
-__all__ = ["plan", "apply_operations", "PlanResult", "OPERATION_TOOLS", "get_planner", "BuiltinPlanner"]
+__all__ = ["plan", "apply_operations", "PlanResult", "OPERATION_TOOLS", "get_planner", "BuiltinPlanner",
+           "PlannerSettings"]
+
+
+@dataclass(frozen=True)
+class PlannerSettings:
+    """What the planner needs from the app's config; empty URL or model means the built-in planner only."""
+    llm_url: str = ""
+    llm_model: str = ""
+    llm_api_key: str = ""
+    llm_timeout: float = 60.0
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> "PlannerSettings":
+        """From KILN_LLM_URL, KILN_LLM_MODEL, KILN_LLM_API_KEY and KILN_LLM_TIMEOUT (seconds)."""
+        timeout = config.get("KILN_LLM_TIMEOUT")
+        try:
+            timeout = float(timeout) if timeout not in (None, "") else 60.0
+        except (TypeError, ValueError):
+            raise ValueError(f"KILN_LLM_TIMEOUT must be a number of seconds, got {timeout!r}") from None
+        return cls(llm_url=(config.get("KILN_LLM_URL") or "").strip(), llm_model=(config.get("KILN_LLM_MODEL") or "").strip(),
+                   llm_api_key=config.get("KILN_LLM_API_KEY") or "", llm_timeout=timeout)
 
 
 @dataclass
@@ -36,7 +56,7 @@ class PlanResult:
     refused: list[str] = field(default_factory=list)
 
 
-def plan(message: str, recipe: dict, *, index_for: Callable = get_index, history: list[dict] | None = None) -> PlanResult:
+def plan(message: str, recipe: dict, *, index_for: Callable, history: list[dict] | None = None) -> PlanResult:
     """Interpret one chat message against `recipe` (which is not modified).
 
     `history` (earlier {"role", "content"} messages, oldest first) is optional; with it, "remove it"
@@ -84,29 +104,24 @@ def _join_sentences(parts: list[str]) -> list[str]:
 
 
 class BuiltinPlanner:
-    """The default planner: `plan` with an injectable package index."""
+    """The default planner: `plan` over the given package index (`index_for(release)`)."""
 
     name = "builtin"
 
-    def __init__(self, index_for: Callable = get_index):
+    def __init__(self, index_for: Callable):
         self.index_for = index_for
 
     def plan(self, message: str, recipe: dict, history: list[dict] | None = None) -> PlanResult:
         return plan(message, recipe, index_for=self.index_for, history=history)
 
 
-def get_planner(env: Mapping[str, str] = os.environ, *, index_for: Callable = get_index):
-    """The LLM planner when KILN_LLM_URL and KILN_LLM_MODEL are set (falling back to the built-in one on
+def get_planner(settings: PlannerSettings, *, index_for: Callable):
+    """The LLM planner when `settings` name an endpoint and a model (falling back to the built-in one on
     any error), else the built-in planner."""
     builtin = BuiltinPlanner(index_for)
-    url, model = (env.get("KILN_LLM_URL") or "").strip(), (env.get("KILN_LLM_MODEL") or "").strip()
-    if not (url and model):
+    if not (settings.llm_url and settings.llm_model):
         return builtin
     from .llm import LLMPlanner
 
-    try:
-        timeout = float(env.get("KILN_LLM_TIMEOUT") or 60)
-    except ValueError:
-        raise ValueError(f"KILN_LLM_TIMEOUT must be a number of seconds, got {env.get('KILN_LLM_TIMEOUT')!r}") from None
-    return LLMPlanner(url, model, api_key=env.get("KILN_LLM_API_KEY") or None, timeout=timeout,
-                      fallback=builtin, index_for=index_for)
+    return LLMPlanner(settings.llm_url, settings.llm_model, api_key=settings.llm_api_key or None,
+                      timeout=settings.llm_timeout, fallback=builtin, index_for=index_for)

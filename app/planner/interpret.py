@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-from app.engine.packages import get_index
 
 from .extract_checks import handle_question, handle_tests
 from .extract_files import handle_commands, handle_files
@@ -110,7 +109,7 @@ def process_clause(ctx: Ctx, c: Clause, asked: bool) -> None:
     handle_software(ctx, c, removing=removing)
 
 
-def interpret(message: str, recipe: dict, index_for: Callable = get_index, history: list[str] | None = None) -> Ctx:
+def interpret(message: str, recipe: dict, index_for: Callable, history: list[str] | None = None) -> Ctx:
     ctx = Ctx(recipe, index_for, protect(message), history)
     correct_typos(ctx)
     for text, asked in split_clauses(ctx.protected.text):
