@@ -56,19 +56,26 @@ class PlanResult:
     refused: list[str] = field(default_factory=list)
 
 
-def plan(message: str, recipe: dict, *, index_for: Callable, history: list[dict] | None = None) -> PlanResult:
+def plan(message: str, recipe: dict, *, index_for: Callable, history: list[dict] | None = None,
+         versions: dict[int, dict] | None = None) -> PlanResult:
     """Interpret one chat message against `recipe` (which is not modified).
 
     `history` (earlier {"role", "content"} messages, oldest first) is optional; with it, "remove it"
-    refers to what the person's last message named."""
+    refers to what the person's last message named, and an answer completes a question the assistant
+    asked. `versions` ({number: recipe} of the conversation) make undo, "go back to version 3" and
+    "what did you change?" possible."""
     from .interpret import interpret
 
     base = validate_recipe(recipe)
     if not isinstance(message, str) or not message.strip():
         return PlanResult([], base, "Tell me what the server should have. " + CAPABILITIES, False, [])
     said = [h.get("content") for h in history or [] if isinstance(h, dict) and h.get("role") == "user"]
+    replies = [h.get("content") for h in history or [] if isinstance(h, dict) and h.get("role") == "assistant"]
+    last_reply = history[-1].get("content") if history and isinstance(history[-1], dict) \
+        and history[-1].get("role") == "assistant" and replies else ""
     try:
-        ctx = interpret(message, base, index_for, [s for s in said if isinstance(s, str)])
+        ctx = interpret(message, base, index_for, [s for s in said if isinstance(s, str)], versions or {},
+                        last_reply if isinstance(last_reply, str) else "")
     except Exception:  # a planner bug must not take the chat down; the log has the traceback
         log.exception("built-in planner failed on %r", message[:500])
         return PlanResult([], base, "Sorry, I could not work out that message, and nothing was changed. "
@@ -81,7 +88,8 @@ def plan(message: str, recipe: dict, *, index_for: Callable, history: list[dict]
         parts.append(f"(I read {human_list(fixes)}.)")
     parts += ctx.lines
     parts += ctx.refused
-    if not ctx.lines and not ctx.refused:
+    parts += ctx.questions
+    if not ctx.lines and not ctx.refused and not ctx.questions:
         lead = "I did not understand that"
         if ctx.ignored:
             lead += f" (I don't know \"{' '.join(dict.fromkeys(ctx.ignored))}\")"
@@ -111,8 +119,9 @@ class BuiltinPlanner:
     def __init__(self, index_for: Callable):
         self.index_for = index_for
 
-    def plan(self, message: str, recipe: dict, history: list[dict] | None = None) -> PlanResult:
-        return plan(message, recipe, index_for=self.index_for, history=history)
+    def plan(self, message: str, recipe: dict, history: list[dict] | None = None,
+             versions: dict[int, dict] | None = None) -> PlanResult:
+        return plan(message, recipe, index_for=self.index_for, history=history, versions=versions)
 
 
 def get_planner(settings: PlannerSettings, *, index_for: Callable):

@@ -97,9 +97,14 @@ class Clause:
 
 
 class Ctx:
-    def __init__(self, recipe: dict, index_for: Callable, protected: Protected, history: list[str] | None = None):
+    def __init__(self, recipe: dict, index_for: Callable, protected: Protected, history: list[str] | None = None,
+                 versions: dict[int, dict] | None = None, last_reply: str = ""):
         self.recipe = recipe
         self.history = history or []  # earlier user messages, oldest first (for "remove it")
+        self.versions = versions or {}  # earlier recipe versions by number (undo, "what did you change?")
+        self.last_reply = last_reply  # the assistant's previous answer (a question it asked)
+        self.questions: list[str] = []  # what the planner asks back instead of guessing
+        self.wants_access = False  # the message asked for access ("open", "reachable", "allow")
         self.index_for = index_for
         self.protected = protected
         self.operations: list[dict] = []
@@ -133,7 +138,8 @@ class Ctx:
         ok = True
         for op in ops:
             try:
-                new, descriptions = apply_operations(self.recipe, [op], index_for=self.index_for)
+                new, descriptions = apply_operations(self.recipe, [op], index_for=self.index_for,
+                                                     versions=self.versions)
             except ValueError as err:
                 self.refused.append(clean_error(str(err)))
                 ok = False
@@ -155,6 +161,10 @@ class Ctx:
 
     def say(self, text: str) -> None:
         self.lines.append(text)
+
+    def ask(self, question: str) -> None:
+        if question not in self.questions:
+            self.questions.append(question)
 
 
 def clean_error(text: str) -> str:

@@ -66,7 +66,7 @@ _ACTION = (r"(?:please\s+|also\s+|then\s+|now\s+)*(?:add|install|include|put|ope
            r"no\s+longer|don't|do\s+not)\b")
 _CLAUSE_SPLIT = re.compile(
     rf"\s*,\s*(?:and\s+|then\s+|but\s+)?(?={_ACTION})|\s+(?:and|&)\s+(?:then\s+|also\s+)?(?={_ACTION})"
-    rf"|\s+then\s+|\s*,?\s+but\s+|\s+(?=without\s)|\s+as\s+well\s+as\s+(?={_ACTION})", re.I)
+    rf"|\s+then\s+|\s*,?\s+but\s+|\s+(?=without\s(?!(?:a\s+|any\s+|entering\s+a\s+)?password))|\s+as\s+well\s+as\s+(?={_ACTION})", re.I)
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?;])\s+|\n+|(?<=[!?;])(?=\S)")
 
 

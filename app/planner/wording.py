@@ -59,3 +59,26 @@ def url_port(url: str) -> int | None:
         return parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         return None
+
+
+def describe_changes(before: dict, after: dict) -> str:
+    """What differs between two recipes, in words: "added nginx; removed docker.io; hostname web01 -> web02"."""
+    parts: list[str] = []
+    for key, label in (("packages", "package"), ("users", "user"), ("files", "file"), ("tests", "test"),
+                       ("commands", "command")):
+        name = {"users": lambda u: u["name"], "files": lambda f: f["path"], "tests": describe_test}.get(key, str)
+        old, new = [name(x) for x in before.get(key, [])], [name(x) for x in after.get(key, [])]
+        added, removed = [x for x in new if x not in old], [x for x in old if x not in new]
+        if added:
+            parts.append(f"added {label}{'s' if len(added) > 1 else ''} {human_list(added)}")
+        if removed:
+            parts.append(f"removed {label}{'s' if len(removed) > 1 else ''} {human_list(removed)}")
+    for key in ("release", "format", "hostname", "timezone", "locale", "keyboard", "name"):
+        if before.get(key) != after.get(key):
+            parts.append(f"{key} {before.get(key)} -> {after.get(key)}")
+    if before.get("services") != after.get("services"):
+        parts.append(f"enabled services {human_list(after['services']['enable']) or 'none'}")
+    if before.get("firewall") != after.get("firewall"):
+        fw = after["firewall"]
+        parts.append("firewall " + (f"on, allowing {human_list(fw['allow']) or 'nothing'}" if fw["enabled"] else "off"))
+    return "; ".join(parts)

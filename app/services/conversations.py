@@ -208,6 +208,7 @@ class Turn:
     base_version: int  # the version the planner starts from; the answer is written only onto it
     recipe: dict
     history: list
+    versions: dict  # every version's recipe by number (undo, "go back to version 3", "what did you change?")
     created_conversation: bool
 
 
@@ -228,12 +229,13 @@ def start_turn(actor: Actor, org, conversation: Conversation | None, text: str) 
     db.session.flush()
     return Turn(conversation_id=conversation.id, user_message_id=user_message.id, text=text,
                 base_version=current.number, recipe=copy.deepcopy(current.recipe), history=history,
+                versions={v.number: copy.deepcopy(v.recipe) for v in versions_of(conversation)},
                 created_conversation=created)
 
 
 def plan_turn(turn: Turn, planner) -> PlanResult:
     """The slow part (an LLM call, a package-index download): touches no database state."""
-    return planner.plan(turn.text, turn.recipe, turn.history)
+    return planner.plan(turn.text, turn.recipe, turn.history, turn.versions)
 
 
 def finish_turn(actor: Actor, turn: Turn, result: PlanResult, *, planner_name: str = "builtin") -> ChatResult:
