@@ -237,7 +237,7 @@ def service_for(word: str) -> str:
     if word in SERVICE_ALIASES:
         return SERVICE_ALIASES[word]
     sw = ALIASES.get(word)
-    if sw and sw.services:
+    if sw and sw.services and not sw.role:  # a role's first service is not the role's name ("kiosk")
         return sw.services[0]
     if word in PACKAGE_SERVICES and PACKAGE_SERVICES[word]:
         return PACKAGE_SERVICES[word][0]

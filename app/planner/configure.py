@@ -241,7 +241,7 @@ def _logs(ctx: Ctx, c: Clause) -> bool:
         return False
     period = ("weekly" if re.search(r"\bweekly|every\s+week\b", s) else "monthly" if re.search(r"\bmonthly|every\s+month\b", s)
               else "daily")
-    keep = re.search(r"\bkeep\s+(?:the\s+)?(?:logs?\s+)?(?:for\s+)?(\d+)\s*(days?|weeks?|rotations?|files?|copies)?\b", s)
+    keep = re.search(r"\bkeep\s+(?:the\s+|them\s+|it\s+)?(?:logs?\s+)?(?:for\s+)?(\d+)\s*(days?|weeks?|rotations?|files?|copies)?\b", s)
     request = _said(c, ctx)
     target = re.search(r"(?<![\w§])(/var/log/[\w./*-]+)", c.orig)
     placeholder_paths = [span.value for _, span in c.placeholders(ctx, "path") if span.value.startswith("/var/log/")]

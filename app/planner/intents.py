@@ -135,6 +135,9 @@ def _question(ctx: Ctx, body: str) -> bool:
                 "descriptions but no installed sizes. Every build reports each artifact's size; I can make the image "
                 "smaller by removing packages (\"what packages are in it?\", then \"remove ...\").")
         return True
+    if re.match(r"^(?:make|get)\s+(?:it|the\s+image|this)\s+(?:smaller|lighter|slimmer|leaner|tiny|minimal)|"
+                r"^(?:smaller|lighter|slimmer)\s+(?:image|please)|^reduce\s+(?:the\s+)?(?:image\s+)?size", body):
+        return _smaller(ctx)
     m = re.match(r"^(?:what|what's|whats)\s+(?:is|are)?\s*(?:the\s+)?(?:package\s+)?([a-z0-9][a-z0-9+.-]*)(?:\s+package)?"
                  r"(?:\s+(?:for|used\s+for))?$|^what\s+does\s+(?:the\s+)?(?:package\s+)?([a-z0-9][a-z0-9+.-]*)\s+do$", body)
     if m:
@@ -144,6 +147,19 @@ def _question(ctx: Ctx, body: str) -> bool:
             return False
         return _what_is(ctx, name)
     return False
+
+
+def _smaller(ctx: Ctx) -> bool:
+    """The image is Debian's minimal base plus the recipe's packages: what can go is the person's call."""
+    packages = ctx.recipe["packages"]
+    if not packages:
+        ctx.say("It is already Debian's minimal base with no extra packages; the rootfs or OCI formats are smaller "
+                "than an ISO or a disk image (\"make it a rootfs tarball\").")
+        return True
+    ctx.say(f"The image is Debian's minimal base plus {len(packages)} package{'s' if len(packages) > 1 else ''}: "
+            f"{', '.join(packages)}. Tell me which to remove (\"remove {packages[-1]}\"), or keep only what you need "
+            f"(\"remove everything except {packages[0]}\"); a rootfs tarball or OCI image is also smaller than an ISO.")
+    return True
 
 
 def _what_changed(ctx: Ctx, a: int | None, b: int | None) -> bool:

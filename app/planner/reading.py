@@ -46,7 +46,13 @@ KNOWN_WORDS = (vocab.STOPWORDS | set(TYPO_TARGETS)
                  hostname host time zone timezone clock locale language keyboard keymap layout release version
                  command commands script service services daemon start stop enable disable instead replace swap
                  from favor favour place test tests check checks verify ensure sure confirm assert
-                 him her them his hers theirs""".split()))
+                 him her them his hers theirs
+                 undo revert last previous change changes changed nope oops wait sorry actually meant mean scratch
+                 smaller bigger lighter slimmer leaner minimal size big large kernel
+                 rotate rotated rotation logs log daily weekly monthly nightly hourly night morning evening every
+                 minutes hours schedule scheduled timer cron job script backup swap swappiness forwarding static
+                 gateway address sync synchronize login logins passwordless password-less without reload restart
+                 everything except keep only""".split()))
 VALUE_INTRO = {"hostname", "named", "called", "user", "account", "password", "group", "groups", "owner", "by",
                 "name", "login", "users", "hostnames"}
 # Real package names that are ordinary words: only taken as packages when asked for explicitly.
