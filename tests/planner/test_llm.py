@@ -149,3 +149,35 @@ def test_timeout_falls_back(index_for, caplog):
         stall.set()
         server.shutdown()
         server.server_close()
+
+
+def test_the_model_applies_a_role_from_the_same_catalog_as_the_builtin_planner(planner, llm, index_for):
+    from app.planner import plan
+
+    llm.reply_tools(("set_firewall", {"enabled": True}), ("apply_role", {"role": "mail-relay", "open": True}))
+    by_model = planner.plan("a mail relay reachable from outside, with a firewall", DEFAULT_RECIPE, [])
+    by_builtin = plan("turn on the firewall and a mail relay reachable from outside", DEFAULT_RECIPE, index_for=index_for)
+    assert by_model.recipe == by_builtin.recipe
+    assert "25/tcp" in by_model.recipe["firewall"]["allow"]
+    tool = next(t for t in OPERATION_TOOLS if t["function"]["name"] == "apply_role")
+    assert "mail-relay" in tool["function"]["parameters"]["properties"]["role"]["enum"]
+    assert "mail-relay: a mail relay (Postfix)" in llm.requests[0]["json"]["messages"][0]["content"]
+
+
+def test_the_model_restores_a_version(planner, llm):
+    v2 = {**DEFAULT_RECIPE, "packages": ["nginx"]}
+    v3 = {**DEFAULT_RECIPE, "packages": ["nginx", "htop"]}
+    llm.reply_tools(("restore_version", {"number": 2}))
+    result = planner.plan("undo", v3, [], {1: DEFAULT_RECIPE, 2: v2, 3: v3})
+    assert result.recipe["packages"] == ["nginx"]
+    assert "Restored version 2: removed package htop" in result.reply
+
+
+@pytest.mark.parametrize("call", [("apply_role", {"role": "space-station"}), ("restore_version", {"number": 7})],
+                         ids=["unknown-role", "unknown-version"])
+def test_an_invalid_role_or_version_from_the_model_falls_back(planner, llm, caplog, call):
+    llm.reply_tools(call)
+    with caplog.at_level(logging.WARNING, logger="kiln.planner"):
+        result = planner.plan("add htop", DEFAULT_RECIPE, [], {1: DEFAULT_RECIPE})
+    assert result.recipe["packages"] == ["htop"]
+    assert any("falling back" in r.getMessage() for r in caplog.records)
