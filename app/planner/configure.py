@@ -81,7 +81,6 @@ def _sshd(ctx: Ctx, c: Clause) -> bool:
         number = next(int(g) for g in port.groups() if g)
         if not 1 <= number <= 65535:
             ctx.refused.append(f"Not applied: {number} is not a port (1-65535).")
-            c.consume(0, len(c.s))
             return True
         directives["Port"] = f"Port {number}"
     if not directives:
@@ -99,7 +98,6 @@ def _sshd(ctx: Ctx, c: Clause) -> bool:
     for key in directives:
         if key != "KbdInteractiveAuthentication":
             _test(ctx, "file_contains", path=SSHD_FILE, text=directives[key])
-    c.consume(0, len(c.s))
     return True
 
 
@@ -187,7 +185,6 @@ def _schedule(ctx: Ctx, c: Clause) -> bool:
                    f"{cron} root {command}\n"})
         _test(ctx, "file_contains", path=path, text=f"{cron} root {command}")
     ctx.say(f"It runs {words}.{note}")
-    c.consume(0, len(c.s))
     return True
 
 
@@ -228,7 +225,6 @@ def _sudo(ctx: Ctx, c: Clause) -> bool:
     _set_lines(ctx, path, request, {line: line}, mode="0440")
     _test(ctx, "file_contains", path=path, text=line)
     ctx.say(f"{user} may now {said} with sudo, without a password.")
-    c.consume(0, len(c.s))
     return True
 
 
@@ -276,7 +272,6 @@ def _logs(ctx: Ctx, c: Clause) -> bool:
                 + {"daily": "every day", "weekly": "every week", "monthly": "every month"}[period]
                 + (f" and keeps {lines['MaxRetentionSec'].split('=')[1].replace('day', ' days')}" if "MaxRetentionSec" in lines else "")
                 + ". For an application's own log files, name them: \"rotate /var/log/myapp/*.log daily\".")
-    c.consume(0, len(c.s))
     return True
 
 
@@ -307,7 +302,6 @@ def _sysctl(ctx: Ctx, c: Clause) -> bool:
     for key, value in settings:
         _test(ctx, "file_contains", path=SYSCTL_FILE, text=f"{key} = {value}")
         _test(ctx, "command_succeeds", command=f"sysctl -n {key}", stdoutContains=value.split()[0])
-    c.consume(0, len(c.s))
     return True
 
 
@@ -327,7 +321,6 @@ def _static_ip(ctx: Ctx, c: Clause) -> bool:
         iface = ipaddress.ip_interface(address)
     except ValueError:
         ctx.refused.append(f"Not applied: {address} is not an IPv4 address like 192.168.1.10/24.")
-        c.consume(0, len(c.s))
         return True
     gateway = re.search(r"\b(?:gateway|gw|router|via)\s+(?:is\s+|of\s+|=\s*)?(\d{1,3}(?:\.\d{1,3}){3})\b", s)
     dns = re.findall(r"(\d{1,3}(?:\.\d{1,3}){3})", s[re.search(r"\b(?:dns|nameservers?|resolvers?)\b", s).end():]) \
@@ -342,7 +335,6 @@ def _static_ip(ctx: Ctx, c: Clause) -> bool:
     _test(ctx, "file_contains", path=NETWORK_FILE, text=f"Address={iface.with_prefixlen}")
     if not m.group(2):
         ctx.say(f"(I assumed a /24 network for {m.group(1)}.)")
-    c.consume(0, len(c.s))
     return True
 
 
@@ -357,7 +349,6 @@ def _ntp(ctx: Ctx, c: Clause) -> bool:
     servers = [h for h in re.findall(r"[a-z0-9][a-z0-9.-]*\.[a-z0-9-]+|\d{1,3}(?:\.\d{1,3}){3}", raw)]
     if not servers:
         ctx.ask("Which NTP server? For example: \"use ntp server ntp.example.com\".")
-        c.consume(0, len(c.s))
         return True
     request = _said(c, ctx)
     if "chrony" in ctx.recipe["packages"]:
@@ -369,7 +360,6 @@ def _ntp(ctx: Ctx, c: Clause) -> bool:
         ctx.apply({"op": "add_file", "path": TIMESYNCD_FILE, "content":
                    f"# Kiln: \"{request}\"\n[Time]\nNTP={' '.join(servers)}\n"})
         _test(ctx, "file_contains", path=TIMESYNCD_FILE, text=f"NTP={' '.join(servers)}")
-    c.consume(0, len(c.s))
     return True
 
 
@@ -383,7 +373,6 @@ def _swap(ctx: Ctx, c: Clause) -> bool:
             ctx.apply({"op": "remove_tests", "subject": SWAP_UNIT})
         else:
             ctx.say("There is no swap file in the recipe.")
-        c.consume(0, len(c.s))
         return True
     size = re.search(r"\b(\d+(?:\.\d+)?)\s*(g|gb|gib|gigs?|m|mb|mib)\b", s)
     if size:
@@ -393,7 +382,6 @@ def _swap(ctx: Ctx, c: Clause) -> bool:
         mb = 1024
     if not 16 <= mb <= 64 * 1024:
         ctx.refused.append(f"Not applied: a swap file of {mb} MB is outside 16 MB to 64 GB.")
-        c.consume(0, len(c.s))
         return True
     request = _said(c, ctx)
     # Created at first boot, not at build time: a multi-gigabyte file must not ride along in the image.
@@ -405,7 +393,6 @@ def _swap(ctx: Ctx, c: Clause) -> bool:
               {"op": "enable_services", "services": ["kiln-swapfile"]})
     _test(ctx, "file_contains", path=SWAP_UNIT, text=f"fallocate -l {mb}M /swapfile")
     ctx.say(f"A {mb} MB swap file is created at /swapfile on first boot.")
-    c.consume(0, len(c.s))
     return True
 
 
@@ -413,4 +400,8 @@ HANDLERS: tuple[Callable[[Ctx, Clause], bool], ...] = (_sshd, _sudo, _logs, _sch
 
 
 def handle_config(ctx: Ctx, c: Clause) -> bool:
-    return any(handler(ctx, c) for handler in HANDLERS)
+    """A configuration request takes its whole clause (its words name settings, not software)."""
+    if any(handler(ctx, c) for handler in HANDLERS):
+        c.consume(0, len(c.s))
+        return True
+    return False
