@@ -69,7 +69,11 @@ def _sshd(ctx: Ctx, c: Clause) -> bool:
                  r"\broot\s+(?:can(?:not|'t|\s+not)|must\s+not|shouldn't|should\s+not|may\s+not)\s+(?:be\s+able\s+to\s+)?"
                  r"(?:log\s*in|ssh)|\bpermitrootlogin\s+no\b|\bno\s+ssh\s+(?:for|as)\s+root\b", s):
         directives["PermitRootLogin"] = "PermitRootLogin no"
-    if re.search(r"\b(?:no|disable|disallow|without|forbid|turn\s+off)\s+(?:ssh\s+)?password\s+(?:log\s*ins?|auth\w*)\b|"
+    hardened = re.search(r"\b(?:harden(?:ed)?|lock\s+down|secure)\s+(?:the\s+)?(?:ssh|sshd|openssh)\b|"
+                         r"\b(?:ssh|sshd)\s+hardening\b|\bhardened\s+ssh\b", s)
+    if hardened:
+        directives["PermitRootLogin"] = "PermitRootLogin no"
+    if hardened or re.search(r"\b(?:no|disable|disallow|without|forbid|turn\s+off)\s+(?:ssh\s+)?password\s+(?:log\s*ins?|auth\w*)\b|"
                  r"\b(?:key|keys)[- ]only\b|\bonly\s+(?:ssh\s+)?keys?\b|\bpasswordauthentication\s+no\b|"
                  r"\b(?:ssh\s+)?keys?\s+only\b|\bno\s+passwords?\s+(?:over|for|via)\s+ssh\b", s):
         directives["PasswordAuthentication"] = "PasswordAuthentication no"

@@ -117,7 +117,7 @@ def interpret(message: str, recipe: dict, index_for: Callable, history: list[str
               versions: dict[int, dict] | None = None, last_reply: str = "") -> Ctx:
     ctx = Ctx(recipe, index_for, protect(message), history, versions, last_reply)
     correct_typos(ctx)
-    ctx.wants_access = bool(re.search(r"\b(?:open|opened|reachable|accessible|allow|allowed|expose|exposed|from\s+outside|"
+    ctx.wants_access = bool(re.search(r"\b(?:open|opened|reachable|accessible|allow|allowed|expose|exposed|reach|from\s+outside|"
                                       r"from\s+the\s+(?:lan|network|internet))\b", ctx.protected.text.lower()))
     if rewrite_intent(ctx):
         return ctx

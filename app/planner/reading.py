@@ -29,7 +29,8 @@ FIREWALL_SERVICES: dict[str, list[str]] = {
 
 TYPO_TARGETS = sorted({a for a in catalog.ALIASES if " " not in a and len(a) >= 3 and not re.search(r"[\d.]", a)}
                   | vocab.KEYWORDS | {"trixie", "bookworm", "debian", "qcow2", "rootfs", "oci", "iso"}
-                  | set(catalog.UNAVAILABLE) | {w for w in vocab.LANGUAGES if len(w) > 3} | set(FIREWALL_SERVICES))
+                  | set(catalog.UNAVAILABLE) | {w for w in vocab.LANGUAGES if len(w) > 3} | set(FIREWALL_SERVICES)
+                  | {w for sw in catalog.ROLE_SOFTWARE for a in sw.aliases for w in a.split() if len(w) >= 5})
 KNOWN_WORDS = (vocab.STOPWORDS | set(TYPO_TARGETS)
           | {w for phrase in catalog.ALIASES for w in phrase.split()}
           | {w for phrase in vocab.RELEASE_WORDS for w in phrase.split()}
@@ -52,7 +53,7 @@ KNOWN_WORDS = (vocab.STOPWORDS | set(TYPO_TARGETS)
                  rotate rotated rotation logs log daily weekly monthly nightly hourly night morning evening every
                  minutes hours schedule scheduled timer cron job script backup swap swappiness forwarding static
                  gateway address sync synchronize login logins passwordless password-less without reload restart
-                 everything except keep only""".split()))
+                 everything except keep only reach reaches""".split()))
 VALUE_INTRO = {"hostname", "named", "called", "user", "account", "password", "group", "groups", "owner", "by",
                 "name", "login", "users", "hostnames"}
 # Real package names that are ordinary words: only taken as packages when asked for explicitly.

@@ -250,6 +250,10 @@ SPEC: dict[str, C] = {
     "two turns of roles": C(["a web server", "and a database", "postgres"], has={"nginx", "postgresql"}),
     "polite role": C(["Could you please set this up as a VPN server?"], has={"wireguard-tools"}),
     "capitalised role": C(["MAIL RELAY"], has={"postfix"}),
+    "typo in a role": C(["a mail rellay"], has={"postfix"}, reply=['"rellay" as relay']),
+    "typos in a role": C(["fiel share for the ofice"], has={"samba"}),
+    "harden ssh": C(["harden ssh"], files={SSHD: "PermitRootLogin no"}, reply=["PasswordAuthentication no"]),
+    "db the app servers can reach": C([FW, "a postgres server our app servers can reach"], allow={"5432/tcp"}),
 }
 
 
