@@ -47,11 +47,8 @@ def rewrite_intent(ctx: Ctx) -> bool:
     if m and not corrected:
         ctx.protected.text = f"remove {m.group('what')}"
         return False
-    if corrected and rest and not re.match(r"^(?:also|and|plus)\b", rest):
-        before = ctx.protected.text
-        _replaces_last_change(ctx, rest)
-        if ctx.protected.text != before:
-            return False
+    if corrected and rest and not re.match(r"^(?:also|and|plus)\b", rest) and _replaces_last_change(ctx, rest):
+        return False
     pending = next((a for a in ASKS.values() if a.question in ctx.last_reply), None)
     if pending and not ACTION_START.match(rest) and not QUESTION.match(rest):
         ctx.protected.text = "add " + rest
@@ -241,7 +238,7 @@ def _keep_only(ctx: Ctx, rest: str) -> bool:
 
 def _replaces_last_change(ctx: Ctx, rest: str) -> bool:
     """"no wait, btop" right after "add htop": what the last turn added gives way to what is named now
-    (of the same kind when the last turn added several things). Rewrites the message and returns False."""
+    (of the same kind when the last turn added several things). True when it rewrote the message."""
     current = _current_number(ctx)
     if not current or current - 1 not in ctx.versions:
         return False
@@ -255,8 +252,10 @@ def _replaces_last_change(ctx: Ctx, rest: str) -> bool:
         sw = catalog.ALIASES.get(re.sub(r"^(?:an?|the)\s+", "", item.strip()))
         named |= {p for slot in sw.packages for p in slot} if sw else {item.strip()}
     same_kind = [p for p in added if any(p in kind and named & kind for kind in catalog.KINDS.values())]
-    old = same_kind or (added if len(added) <= 2 else [])
+    one_thing = len(added) == 1 or (all(p in catalog.PACKAGE_SOFTWARE for p in added)
+                                     and len({catalog.PACKAGE_SOFTWARE[p].key for p in added}) == 1)
+    old = same_kind or (added if one_thing else [])
     if not old or set(old) <= named:
         return False
     ctx.protected.text = f"{rest} instead of {' and '.join(old)}"
-    return False
+    return True

@@ -155,6 +155,8 @@ SPEC: dict[str, C] = {
     "keep only ssh and nginx": C([SSH_NGINX_DOCKER, "keep only ssh and nginx"], packages={"openssh-server", "nginx"}),
     "everything except an unknown": C([SSH_NGINX_DOCKER, "remove everything except frobnicator"], changed=False,
                                       reply=["frobnicator"]),
+    "a correction does not guess": C(["add ssh and docker", "no wait, htop"], has={"openssh-server", "docker.io", "htop"}),
+    "no wait, a whole program": C(["add node", "no wait, python"], has={"python3"}, lacks={"nodejs", "npm"}),
     "no wait, also": C(["add nginx", "no wait, also add htop"], has={"nginx", "htop"}),
     "correction after two packages": C(["add nginx and htop", "no wait, apache"], has={"apache2", "htop"},
                                        lacks={"nginx"}),
