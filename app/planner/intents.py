@@ -17,8 +17,14 @@ import re
 from . import catalog
 from .reading import ACTION_START, POLITE, QUESTION, Ctx
 from .roles import ASKS
+from .sizes import size_answer
 from .wording import describe_changes, human_list
 
+_SIZE_QUESTION = re.compile(
+    r"\bhow\s+(?:big|large|heavy)\b|\bwhat\s+size\b|\b(?:image|disk|iso|download)\s+size\b|"
+    r"\bhow\s+much\s+(?:space|disk|storage)\b|\bhow\s+many\s+(?:mb|megabytes|gb|gigabytes)\b|"
+    r"\bwhat(?:'s|\s+is|s)\s+(?:the\s+)?(?:estimated\s+)?size\b|\bsize\s+of\s+(?:the\s+|this\s+)?(?:image|iso|disk|it)\b|"
+    r"\b(?:estimate|estimated)\s+(?:the\s+)?size\b")
 _NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "last": 1}
 # "no wait, ...", "nope, ...", "sorry, I meant ...": a bare "no" only with punctuation ("no root login" is a request).
 _CORRECTION = re.compile(r"^(?:(?:(?:no+|nope)\s*[,.!:;-]+|(?:no+\s+)?(?:wait|sorry|oops|actually|correction|scratch\s+that|"
@@ -127,14 +133,17 @@ def _question(ctx: Ctx, body: str) -> bool:
         ctx.say(f"It runs Debian {ctx.recipe['release']}'s standard kernel (linux-image-amd64"
                 + (f", version {version} in the current index" if version else "") + ").")
         return True
-    if re.search(r"\bhow\s+(?:big|large)\b|\bwhat\s+size\b|\b(?:image|disk)\s+size\b|\bhow\s+much\s+(?:space|disk)\b", body):
-        ctx.say("I cannot estimate the size before a build: the package index Kiln keeps has names, versions and "
-                "descriptions but no installed sizes. Every build reports each artifact's size; I can make the image "
-                "smaller by removing packages (\"what packages are in it?\", then \"remove ...\").")
-        return True
     if re.match(r"^(?:make|get)\s+(?:it|the\s+image|this)\s+(?:smaller|lighter|slimmer|leaner|tiny|minimal)|"
                 r"^(?:smaller|lighter|slimmer)\s+(?:image|please)|^reduce\s+(?:the\s+)?(?:image\s+)?size", body):
         return _smaller(ctx)
+    if _SIZE_QUESTION.search(body) and not re.match(r"^(?:set|make|change|reduce|shrink|increase|add|resize|give|use)\b", body):
+        index = ctx.index()
+        if index is None:
+            ctx.say(f"I cannot estimate the size now: the {ctx.recipe['release']} package index is unavailable. "
+                    "Every build reports each artifact's size.")
+        else:
+            ctx.say(size_answer(index, ctx.recipe))
+        return True
     m = re.match(r"^(?:what|what's|whats)\s+(?:is|are)?\s*(?:the\s+)?(?:package\s+)?([a-z0-9][a-z0-9+.-]*)(?:\s+package)?"
                  r"(?:\s+(?:for|used\s+for))?$|^what\s+does\s+(?:the\s+)?(?:package\s+)?([a-z0-9][a-z0-9+.-]*)\s+do$", body)
     if m:
