@@ -18,6 +18,7 @@ from typing import Callable, Mapping
 from app.engine.recipe import validate_recipe
 
 from .answers import CAPABILITIES
+from .nearby import not_understood
 from .operations import OPERATION_TOOLS, apply_operations
 from .wording import human_list
 
@@ -90,10 +91,7 @@ def plan(message: str, recipe: dict, *, index_for: Callable, history: list[dict]
     parts += ctx.refused
     parts += ctx.questions
     if not ctx.lines and not ctx.refused and not ctx.questions:
-        lead = "I did not understand that"
-        if ctx.ignored:
-            lead += f" (I don't know \"{' '.join(dict.fromkeys(ctx.ignored))}\")"
-        parts.append(lead + ". " + CAPABILITIES)
+        parts.append(not_understood(message, ctx.ignored, base["release"]))
     elif not changed and ctx.refused and not ctx.lines:
         parts.append("The recipe is unchanged.")
     reply = "\n".join(_join_sentences(parts))

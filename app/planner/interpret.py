@@ -22,6 +22,7 @@ from .extract_software import ALIAS_RES, handle_services, handle_software
 from .extract_users import handle_users, is_user_clause
 from .reading import ACTION_START, POLITE, QUESTION, TEST_START, Clause, Ctx, correct_typos, is_remove
 from .intents import rewrite_intent
+from .nearby import out_of_scope
 from .text import protect, split_clauses
 
 
@@ -65,6 +66,10 @@ def process_clause(ctx: Ctx, c: Clause, asked: bool) -> None:
         c.consume(m.start(), m.end())
     body = c.s.strip()
     if not body:
+        return
+    reason = out_of_scope(body)
+    if reason:
+        ctx.refused.append(reason)
         return
     if (QUESTION.match(body) and not TEST_START.match(body)) or (asked and not ACTION_START.match(body)):
         return handle_question(ctx, c)

@@ -25,6 +25,7 @@ class Role:
     files: tuple[dict, ...] = ()
     tests: tuple[dict, ...] = ()
     note: str = ""
+    related: tuple[str, ...] = ()  # words that make it the closest match, never enough to apply it
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Ask:
     phrases: tuple[str, ...]
     question: str
     choices: tuple[str, ...] = field(default_factory=tuple)
+    related: tuple[str, ...] = ()
 
 
 def _check(entry: dict, where: str, required: tuple[str, ...], known: set[str]) -> None:
@@ -59,13 +61,14 @@ def load(path: Path = ROLES_FILE) -> tuple[dict[str, Role], dict[str, Ask]]:
             packages=tuple((p,) if isinstance(p, str) else tuple(p) for p in entry["packages"]),
             services=tuple(entry.get("services", ())), ports=tuple(entry.get("ports", ())),
             users=tuple(entry.get("users", ())), files=tuple(entry.get("files", ())),
-            tests=tuple(entry.get("tests", ())), note=entry.get("note", ""))
+            tests=tuple(entry.get("tests", ())), note=entry.get("note", ""),
+            related=tuple(w.lower() for w in entry.get("related", ())))
     asks: dict[str, Ask] = {}
     for i, entry in enumerate(data.get("ask", [])):
         _check(entry, f"ask {entry.get('key') or i + 1}", ("key", "phrases", "question", "choices"),
                set(Ask.__dataclass_fields__))
         asks[entry["key"]] = Ask(entry["key"], tuple(p.lower() for p in entry["phrases"]), entry["question"],
-                                 tuple(entry["choices"]))
+                                 tuple(entry["choices"]), tuple(w.lower() for w in entry.get("related", ())))
     return roles, asks
 
 
