@@ -40,7 +40,7 @@ OUT_OF_SCOPE: tuple[tuple[re.Pattern, str], ...] = tuple((re.compile(p), reply) 
      "disk (\"make it a qcow2 disk\") it imports into most hypervisors and clouds with their own import tools, "
      "and as an OCI image (\"make it a container image\") it can be pushed to a registry with skopeo after download."),
     (r"\b(?P<what>vmdk|vhdx?|ova|ovf|ami|vdi|wim)\b",
-     "Kiln writes " + _FORMATS + ", not {what}. Nearby: a qcow2 disk (\"make it a qcow2 disk\") converts with "
+     "Kiln writes " + _FORMATS + " only, so it cannot write {what}. Nearby: a qcow2 disk (\"make it a qcow2 disk\") converts with "
      "`qemu-img convert -O vmdk` (or vpc for VHD, vdi for VirtualBox) after download."),
     (r"\bsecure\s*boot\b",
      "Kiln's images are not signed for Secure Boot, so they cannot boot with it on. Nearby: the ISO and the qcow2 "
@@ -51,8 +51,8 @@ OUT_OF_SCOPE: tuple[tuple[re.Pattern, str], ...] = tuple((re.compile(p), reply) 
      "builds API reports its status (GET /builds/{{id}}/status)."),
     (r"^(?:build|boot|start|launch|run)\s+(?:it|this|the\s+image|the\s+build|a\s+build)(?:\s+now)?$|"
      r"^(?:start|kick\s+off|trigger|run)\s+(?:a\s+|the\s+)?build(?:\s+now)?$",
-     "I do not start builds: I only change the recipe. Start one with the Build button (or POST /builds with this "
-     "conversation's id); its tests boot the image."),
+     "I do not start builds: I only change the recipe. Nearby: start one with the Build button (or POST /builds "
+     "with this conversation's id); its tests boot the image."),
 ))
 
 
