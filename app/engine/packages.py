@@ -103,7 +103,8 @@ class PackageIndex:
         self.arch = arch
         self.max_age = max_age
         key = hashlib.sha256(self.mirror.encode()).hexdigest()[:12]
-        self.path = self.cache_dir / f"{release}-{arch}-{key}-v{INDEX_FORMAT}.json"
+        self._stem = f"{release}-{arch}-{key}"
+        self.path = self.cache_dir / f"{self._stem}-v{INDEX_FORMAT}.json"
         self._data: ParsedIndex | None = None
         self._loaded_at = 0.0
         self._mutex = threading.Lock()
@@ -135,7 +136,7 @@ class PackageIndex:
             payload = {"format": INDEX_FORMAT, "url": self.url, "fetchedAt": time.time(), **parsed._asdict()}
             atomic_write(self.path, json.dumps(payload, separators=(",", ":")).encode())
             # A cache of an older shape is never read again (its name differs): drop it.
-            for old in self.cache_dir.glob(f"{self.path.name.rsplit('-v', 1)[0]}*.json"):
+            for old in self.cache_dir.glob(f"{self._stem}*.json"):
                 if old != self.path:
                     old.unlink(missing_ok=True)
 

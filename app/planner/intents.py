@@ -17,7 +17,7 @@ import re
 from . import catalog
 from .reading import ACTION_START, POLITE, QUESTION, Ctx
 from .roles import ASKS
-from .sizes import size_answer
+from .sizes import heaviest, mb, size_answer
 from .wording import describe_changes, human_list
 
 _SIZE_QUESTION = re.compile(
@@ -162,9 +162,14 @@ def _smaller(ctx: Ctx) -> bool:
         ctx.say("It is already Debian's minimal base with no extra packages; the rootfs or OCI formats are smaller "
                 "than an ISO or a disk image (\"make it a rootfs tarball\").")
         return True
+    index = ctx.index()
+    weights = heaviest(index, ctx.recipe) if index is not None else []
+    heavy = f" The heaviest, with what each pulls in: {', '.join(f'{p} ({mb(k)})' for p, k in weights)}." \
+        if weights else ""
     ctx.say(f"The image is Debian's minimal base plus {len(packages)} package{'s' if len(packages) > 1 else ''}: "
-            f"{', '.join(packages)}. Tell me which to remove (\"remove {packages[-1]}\"), or keep only what you need "
-            f"(\"remove everything except {packages[0]}\"); a rootfs tarball or OCI image is also smaller than an ISO.")
+            f"{', '.join(packages)}.{heavy} Tell me which to remove (\"remove {(weights or [(packages[-1],)])[0][0]}\"), "
+            f"or keep only what you need (\"remove everything except {packages[0]}\"); a rootfs tarball or OCI image "
+            "is also smaller than an ISO.")
     return True
 
 

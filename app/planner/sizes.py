@@ -85,7 +85,17 @@ def estimate(index, recipe: dict) -> Estimate:
     return Estimate(len(everything), installed, base_kib, kernel, tree, int(compressed), unknown)
 
 
-def _mb(kib: float) -> str:
+def heaviest(index, recipe: dict, limit: int = 3) -> list[tuple[str, int]]:
+    """The recipe's packages by what each adds on its own (itself and what only it pulls in), largest first."""
+    base = closure(index, base_roots(index, recipe))
+    alone = []
+    for p in recipe["packages"]:
+        added = closure(index, [p], dict(base))
+        alone.append((p, sum(index.installed_size(n) for n in added if n not in base)))
+    return sorted(alone, key=lambda x: -x[1])[:limit]
+
+
+def mb(kib: float) -> str:
     mb = kib / 1024
     return f"{mb:.0f} MB" if mb < 1000 else f"{mb / 1024:.1f} GB"
 
@@ -104,11 +114,11 @@ def size_answer(index, recipe: dict) -> str:
     e = estimate(index, recipe)
     extra = e.installed_kib - e.base_kib
     parts = [f"An estimate from the {recipe['release']} index's installed sizes: {e.packages} packages come to "
-             f"{_mb(e.installed_kib)} installed, the base system {_mb(e.base_kib)}"
-             + (f" and the recipe's packages with what they depend on {_mb(extra)}" if recipe["packages"] else "")
-             + f". The root filesystem would be about {_mb(e.tree_kib)} (without docs and man pages, with apt's "
+             f"{mb(e.installed_kib)} installed, the base system {mb(e.base_kib)}"
+             + (f" and the recipe's packages with what they depend on {mb(extra)}" if recipe["packages"] else "")
+             + f". The root filesystem would be about {mb(e.tree_kib)} (without docs and man pages, with apt's "
              f"package lists" + (" and the initrd" if recipe["format"] in BOOTABLE_FORMATS else "") + ").",
-             _ARTIFACT[recipe["format"]].format(size=_mb(e.compressed_kib))]
+             _ARTIFACT[recipe["format"]].format(size=mb(e.compressed_kib))]
     if e.unknown:
         parts.append(f"Not counted (not in the index): {', '.join(e.unknown)}.")
     parts.append("Each build reports the real sizes.")

@@ -166,3 +166,12 @@ def test_a_bootable_format_counts_the_kernel_and_bookworm_has_its_own_sizes(inde
     assert kernel <= trixie_iso.kernel_kib < kernel + 1024 and trixie_rootfs.kernel_kib == 0  # + the meta package
     assert trixie_iso.installed_kib - trixie_rootfs.installed_kib >= kernel
     assert bookworm_iso.installed_kib != trixie_iso.installed_kib
+
+
+def test_make_it_smaller_names_the_heaviest_package_first(index_for):
+    result = plan("make it smaller", _recipe(["nginx", "docker.io", "htop"], fmt="iso"), index_for=index_for)
+    assert not result.changed
+    m = re.search(r"heaviest, with what each pulls in: docker\.io \((\d+) MB\), ", result.reply)
+    assert m, result.reply
+    assert int(m.group(1)) >= index_for("trixie").installed_size("docker.io") // 1024
+    assert 'remove docker.io' in result.reply
