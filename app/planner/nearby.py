@@ -39,7 +39,7 @@ OUT_OF_SCOPE: tuple[tuple[re.Pattern, str], ...] = tuple((re.compile(p), reply) 
      "Kiln builds images; it does not upload or deploy them, so it cannot put this on {what}. Nearby: as a qcow2 "
      "disk (\"make it a qcow2 disk\") it imports into most hypervisors and clouds with their own import tools, "
      "and as an OCI image (\"make it a container image\") it can be pushed to a registry with skopeo after download."),
-    (r"\b(?P<what>vmdk|vhdx?|ova|ovf|ami|vdi|wim)\b",
+    (r"\b(?P<what>vmdk|vhdx?|ova|ovf|vdi)\b|\ban\s+(?P<ami>ami)\b|\b(?P<ami2>ami)\s+(?:image|format)\b",
      "Kiln writes " + _FORMATS + " only, so it cannot write {what}. Nearby: a qcow2 disk (\"make it a qcow2 disk\") converts with "
      "`qemu-img convert -O vmdk` (or vpc for VHD, vdi for VirtualBox) after download."),
     (r"\bsecure\s*boot\b",
@@ -61,14 +61,15 @@ def out_of_scope(text: str) -> str | None:
     for pattern, reply in OUT_OF_SCOPE:
         m = pattern.search(text)
         if m:
-            return reply.format(what=_name(m.group("what")) if "what" in pattern.groupindex else "")
+            what = next((g for g in ("what", "ami", "ami2") if g in pattern.groupindex and m.group(g)), None)
+            return reply.format(what=_name(m.group(what)) if what else "")
     return None
 
 
 _NAMES = {"arm": "ARM", "arm64": "arm64", "aarch64": "arm64 (aarch64)", "armhf": "armhf", "raspberry pi": "Raspberry Pi",
           "risc-v": "RISC-V", "riscv64": "RISC-V", "32-bit": "32-bit", "32 bit": "32-bit", "windows": "Windows",
           "macos": "macOS", "mac os": "macOS", "osx": "macOS", "aws": "AWS", "azure": "Azure", "gcp": "Google Cloud",
-          "vmware": "VMware", "esxi": "VMware ESXi", "ec2": "AWS EC2", "the cloud": "a cloud", "proxmox": "Proxmox"}
+          "ami": "an AMI", "vmware": "VMware", "esxi": "VMware ESXi", "ec2": "AWS EC2", "the cloud": "a cloud", "proxmox": "Proxmox"}
 
 
 def _name(word: str) -> str:
