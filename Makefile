@@ -17,6 +17,7 @@ test-fast: setup
 	@KILN_TEST_SLOW=0 bash scripts/test.sh
 
 bench: setup
+	python bench/planner.py
 	python bench/run.py
 	python bench/boot.py
 	python bench/web.py

@@ -43,6 +43,14 @@ def _signup(value: str | None) -> str:
     return mode
 
 
+def _float(env, name: str, default: str) -> float:
+    value = env.get(name) or default
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+
+
 def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> dict:
     env = os.environ if env is None else env
     data_dir = Path(env.get("KILN_DATA_DIR") or instance_path / "data")
@@ -103,6 +111,19 @@ def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> d
         "KILN_WEBHOOK_SWEEP_INTERVAL": float(env.get("KILN_WEBHOOK_SWEEP_INTERVAL", "15")),
         # How often the header bell asks for the unread count.
         "KILN_NOTIFICATION_POLL_SECONDS": int(env.get("KILN_NOTIFICATION_POLL_SECONDS", "30")),
+        # Engine (EngineSettings.from_config): the Debian mirror (empty: the host's apt mirror) and the cache cap.
+        "KILN_DEBIAN_MIRROR": env.get("KILN_DEBIAN_MIRROR", ""),
+        "KILN_CACHE_MAX_GB": _float(env, "KILN_CACHE_MAX_GB", "20"),
+        # Limits of every sandboxed build step (package installs, recipe commands): memory, processes, seconds.
+        "KILN_BUILD_STEP_MEMORY_MB": env.get("KILN_BUILD_STEP_MEMORY_MB", "2048"),
+        "KILN_BUILD_STEP_MAX_PROCESSES": env.get("KILN_BUILD_STEP_MAX_PROCESSES", "512"),
+        "KILN_BUILD_STEP_TIMEOUT": env.get("KILN_BUILD_STEP_TIMEOUT", "1800"),
+        # Chat planner (app.planner.PlannerSettings): an OpenAI-compatible endpoint when URL and model are set,
+        # else the built-in planner; package names are checked against the engine's index either way.
+        "KILN_LLM_URL": env.get("KILN_LLM_URL", "").strip(),
+        "KILN_LLM_MODEL": env.get("KILN_LLM_MODEL", "").strip(),
+        "KILN_LLM_API_KEY": env.get("KILN_LLM_API_KEY", ""),
+        "KILN_LLM_TIMEOUT": _float(env, "KILN_LLM_TIMEOUT", "60"),
         "RATELIMIT_STORAGE_URI": redis_url,
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_KEY_PREFIX": "kiln-rl",

@@ -25,6 +25,7 @@ failures in 30 boots.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import socket
 import statistics
@@ -157,7 +158,7 @@ def build_reference_iso(out: Path) -> Path:
 
     recipe = parse_recipe_text((Path(__file__).parent / "recipes" / "ssh.yaml").read_text())
     print(f"building {recipe['name']} (iso) to boot it...", flush=True)
-    result = build(recipe, out, ["iso"], settings=EngineSettings.from_env())
+    result = build(recipe, out, ["iso"], settings=EngineSettings.from_config(os.environ))
     return next(a.path for a in result.artifacts if a.kind == "iso")
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
 import sys
@@ -14,6 +15,7 @@ import click
 from .pipeline import STAGES, BuildError, BuildEvents, build
 from .recipe import FORMATS, RecipeError, parse_recipe_text
 from .richout import RichEvents, interactive, print_test_report
+from .settings import EngineSettings
 
 STAGE_NAMES = dict(STAGES)
 
@@ -105,8 +107,10 @@ def build_cmd(file: str, out_dir: str, formats: str | None, no_test: bool, timeo
     previous_term = signal.signal(signal.SIGTERM, on_signal)
     try:
         fmt_list = formats.split(",") if formats else None
+        # The CLI is the edge: its settings come from its environment (KILN_DATA_DIR, KILN_DEBIAN_MIRROR, ...).
         with events if fancy else contextlib.nullcontext():
-            result = build(recipe, Path(out_dir), fmt_list, events=events, cancel=cancel, timeout=timeout)
+            result = build(recipe, Path(out_dir), fmt_list, events=events, cancel=cancel, timeout=timeout,
+                           settings=EngineSettings.from_config(os.environ))
     except BuildError as err:
         if fancy:
             events.summary()

@@ -2,7 +2,9 @@
 
 The resolve stage checks every requested name here before any heavy work, so an unknown
 package fails a build in seconds. The index (dists/<release>/main/binary-<arch>/Packages.xz)
-is downloaded once and reduced to a small JSON cache, refreshed when older than a day.
+is downloaded once and reduced to a small JSON cache, refreshed when older than a day. The cache
+also keeps each package's Installed-Size and (Pre-)Depends and the names minbase installs, which is
+enough to estimate an image's size without a build.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import lzma
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import requests
 
@@ -20,16 +23,42 @@ from .locks import atomic_write, file_lock
 from .settings import EngineSettings
 
 
+# The cache file's shape; it is part of the file name, so a cache of another shape is never read and
+# the index is downloaded again (2: Installed-Size, (Pre-)Depends and the minbase set were added).
+INDEX_FORMAT = 2
+
+
 class IndexUnavailable(Exception):
     """The index could not be downloaded and there is no cached copy."""
 
 
-def parse_packages(text: str) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """Packages file text -> ({name: [version, short description]}, {virtual: [providers]})."""
+class ParsedIndex(NamedTuple):
+    packages: dict[str, list[str]]   # name -> [version, short description]
+    provides: dict[str, list[str]]   # virtual name -> real packages providing it
+    installed: dict[str, list]       # name -> [Installed-Size in KiB, "a|b,c" (Pre-)Depends: groups of alternatives]
+    required: list[str]              # Essential: yes or Priority: required, what mmdebstrap's minbase installs
+
+
+def _relations(value: str) -> str:
+    """'libc6 (>= 2.34), libssl3t64 | libssl3:any' -> 'libc6,libssl3t64|libssl3' (names only)."""
+    groups = []
+    for group in value.split(","):
+        alts = [a.strip().split(" ")[0].split("(")[0].split(":")[0] for a in group.split("|")]
+        alts = [a for a in alts if a]
+        if alts:
+            groups.append("|".join(alts))
+    return ",".join(groups)
+
+
+def parse_index(text: str) -> ParsedIndex:
+    """Packages file text -> the index's cached data (see ParsedIndex)."""
     packages: dict[str, list[str]] = {}
     provides: dict[str, list[str]] = {}
+    installed: dict[str, list] = {}
+    required: list[str] = []
     for stanza in text.split("\n\n"):
         name = version = desc = prov = None
+        size, depends, base = 0, [], False
         for line in stanza.split("\n"):
             if line.startswith("Package: "):
                 name = line[9:].strip()
@@ -39,14 +68,30 @@ def parse_packages(text: str) -> tuple[dict[str, list[str]], dict[str, list[str]
                 desc = line[13:].strip()
             elif line.startswith("Provides: "):
                 prov = line[10:]
+            elif line.startswith("Installed-Size: "):
+                value = line[16:].strip()
+                size = int(value) if value.isdigit() else 0
+            elif line.startswith(("Depends: ", "Pre-Depends: ")):
+                depends.append(_relations(line.partition(": ")[2]))
+            elif line in ("Essential: yes", "Priority: required"):
+                base = True
         if not name:
             continue
         packages[name] = [version or "", desc or ""]
+        installed[name] = [size, ",".join(d for d in depends if d)]
+        if base:
+            required.append(name)
         for item in (prov or "").split(","):
             virtual = item.strip().split(" ")[0]
             if virtual:
                 provides.setdefault(virtual, []).append(name)
-    return packages, provides
+    return ParsedIndex(packages, provides, installed, required)
+
+
+def parse_packages(text: str) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Packages file text -> ({name: [version, short description]}, {virtual: [providers]})."""
+    parsed = parse_index(text)
+    return parsed.packages, parsed.provides
 
 
 class PackageIndex:
@@ -58,8 +103,9 @@ class PackageIndex:
         self.arch = arch
         self.max_age = max_age
         key = hashlib.sha256(self.mirror.encode()).hexdigest()[:12]
-        self.path = self.cache_dir / f"{release}-{arch}-{key}.json"
-        self._data: tuple[dict[str, list[str]], dict[str, list[str]]] | None = None
+        self._stem = f"{release}-{arch}-{key}"
+        self.path = self.cache_dir / f"{self._stem}-v{INDEX_FORMAT}.json"
+        self._data: ParsedIndex | None = None
         self._loaded_at = 0.0
         self._mutex = threading.Lock()
 
@@ -86,35 +132,53 @@ class PackageIndex:
                 if self.path.exists():
                     return  # a stale index beats no index; the next call tries again
                 raise IndexUnavailable(f"cannot download the package index {self.url}: {err}") from err
-            packages, provides = parse_packages(text)
-            payload = {"url": self.url, "fetchedAt": time.time(), "packages": packages, "provides": provides}
+            parsed = parse_index(text)
+            payload = {"format": INDEX_FORMAT, "url": self.url, "fetchedAt": time.time(), **parsed._asdict()}
             atomic_write(self.path, json.dumps(payload, separators=(",", ":")).encode())
+            # A cache of an older shape is never read again (its name differs): drop it.
+            for old in self.cache_dir.glob(f"{self._stem}*.json"):
+                if old != self.path:
+                    old.unlink(missing_ok=True)
 
-    def _load(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    def _load(self) -> ParsedIndex:
         with self._mutex:
             stale = time.time() - self._loaded_at > self.max_age
             if self._data is None or stale:
                 if not self._fresh():
                     self.refresh()
                 payload = json.loads(self.path.read_text())
-                self._data = (payload["packages"], payload["provides"])
+                self._data = ParsedIndex(*(payload[f] for f in ParsedIndex._fields))
                 self._loaded_at = time.time()
             return self._data
 
     def exists(self, name: str) -> bool:
-        packages, provides = self._load()
+        packages, provides = self._load()[:2]
         return name in packages or name in provides
 
     def version(self, name: str) -> str | None:
-        packages, _ = self._load()
+        packages = self._load().packages
         entry = packages.get(name)
         return entry[0] if entry else None
 
     def providers(self, name: str) -> list[str]:
         return list(self._load()[1].get(name, []))
 
+    def installed_size(self, name: str) -> int | None:
+        """Installed-Size in KiB of a real package; None for virtual or unknown names."""
+        entry = self._load().installed.get(name)
+        return entry[0] if entry else None
+
+    def depends(self, name: str) -> list[list[str]]:
+        """Pre-Depends and Depends of a real package as groups of alternatives, versions left out."""
+        entry = self._load().installed.get(name)
+        return [group.split("|") for group in entry[1].split(",")] if entry and entry[1] else []
+
+    def required(self) -> list[str]:
+        """Packages marked Essential: yes or Priority: required (with apt, mmdebstrap's minbase)."""
+        return list(self._load().required)
+
     def suggest(self, name: str, limit: int = 3) -> list[str]:
-        packages, provides = self._load()
+        packages, provides = self._load()[:2]
         name = name.lower().strip()
         if not name:
             return []
@@ -128,7 +192,7 @@ class PackageIndex:
         return close[:limit]
 
     def search(self, term: str, limit: int = 10) -> list[tuple[str, str]]:
-        packages, _ = self._load()
+        packages = self._load().packages
         term = term.lower().strip()
         if not term:
             return []
@@ -151,9 +215,8 @@ _indexes: dict[tuple, PackageIndex] = {}
 _indexes_lock = threading.Lock()
 
 
-def get_index(release: str, settings: EngineSettings | None = None, arch: str = "amd64") -> PackageIndex:
+def get_index(release: str, settings: EngineSettings, arch: str = "amd64") -> PackageIndex:
     """One PackageIndex per (data dir, mirror, release, arch) per process."""
-    settings = settings or EngineSettings.from_env()
     key = (str(settings.data_dir), settings.mirror, release, arch)
     with _indexes_lock:
         if key not in _indexes:

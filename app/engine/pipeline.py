@@ -89,11 +89,10 @@ def _stage(ctx: BuildContext, name: str, timings: dict[str, float]) -> Iterator[
 
 def build(recipe: dict, out_dir: Path, formats: list[str] | None = None, *,
           events: BuildEvents | None = None, cancel: threading.Event | None = None,
-          timeout: float | None = None, settings: EngineSettings | None = None,
+          timeout: float | None = None, settings: EngineSettings,
           inspect: Callable[[Path], None] | None = None) -> BuildResult:
     events = events or BuildEvents()
     cancel = cancel or threading.Event()
-    settings = settings or EngineSettings.from_env()
     deadline = time.monotonic() + timeout if timeout else None
     out_dir = Path(out_dir)
     try:

@@ -1,34 +1,37 @@
-"""Engine settings, read from the environment with embedded defaults."""
+"""Engine settings: one object passed into the library, with embedded defaults.
+
+The engine never reads the environment itself: the app builds these from its config (app/config.py)
+and the engine's CLI from its own environment, both through `EngineSettings.from_config`.
+"""
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
 
 
+# apt's two source formats: deb822 .sources files ("URIs: a b") and one-line .list files ("deb [opts] uri ...").
+_SOURCE_URIS = ((r"^URIs:\s*(.+)$", "*.sources"), (r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)", "*.list"))
+
+
 def host_mirror() -> str:
     """The Debian mirror the host's own apt sources use (self-hosters point apt at their cache)."""
-    candidates: list[str] = []
     sources_d = Path("/etc/apt/sources.list.d")
-    files = sorted(sources_d.glob("*.sources")) if sources_d.is_dir() else []
-    for f in files:
-        try:
-            text = f.read_text()
-        except OSError:
-            continue
-        for m in re.finditer(r"^URIs:\s*(.+)$", text, re.M):
-            candidates.extend(m.group(1).split())
-    lists = [Path("/etc/apt/sources.list")] + (sorted(sources_d.glob("*.list")) if sources_d.is_dir() else [])
-    for f in lists:
-        try:
-            text = f.read_text()
-        except OSError:
-            continue
-        for m in re.finditer(r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)", text, re.M):
-            candidates.append(m.group(1))
+    candidates: list[str] = []
+    for pattern, glob in _SOURCE_URIS:
+        files = sorted(sources_d.glob(glob)) if sources_d.is_dir() else []
+        if glob == "*.list":
+            files.insert(0, Path("/etc/apt/sources.list"))
+        for f in files:
+            try:
+                text = f.read_text()
+            except OSError:
+                continue
+            for m in re.finditer(pattern, text, re.M):
+                candidates.extend(m.group(1).split())
     for uri in candidates:
         # The main archive, not security/updates or third-party repositories.
         if re.search(r"/debian/?$", uri) and "security" not in uri:
@@ -36,9 +39,9 @@ def host_mirror() -> str:
     return FALLBACK_MIRROR
 
 
-def _positive(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if not raw:
+def _positive(config: Mapping, name: str, default: int) -> int:
+    raw = config.get(name)
+    if raw in (None, ""):
         return default
     try:
         value = int(raw)
@@ -66,18 +69,21 @@ class EngineSettings:
     step_timeout: float = 1800.0
 
     @classmethod
-    def from_env(cls) -> "EngineSettings":
-        data_dir = Path(os.environ.get("KILN_DATA_DIR") or "instance/data").resolve()
-        mirror = (os.environ.get("KILN_DEBIAN_MIRROR") or host_mirror()).rstrip("/")
-        gb = os.environ.get("KILN_CACHE_MAX_GB")
+    def from_config(cls, config: Mapping) -> "EngineSettings":
+        """From a mapping of KILN_DATA_DIR, KILN_DEBIAN_MIRROR, KILN_CACHE_MAX_GB and the KILN_BUILD_STEP_* limits
+        (the app's config, or
+        the environment at the CLI's edge); missing or empty values take the defaults."""
+        data_dir = Path(config.get("KILN_DATA_DIR") or "instance/data").resolve()
+        mirror = (config.get("KILN_DEBIAN_MIRROR") or host_mirror()).rstrip("/")
+        gb = config.get("KILN_CACHE_MAX_GB")
         try:
-            max_bytes = int(float(gb) * 1024**3) if gb else 20 * 1024**3
-        except ValueError:
+            max_bytes = int(float(gb) * 1024**3) if gb not in (None, "") else 20 * 1024**3
+        except (TypeError, ValueError):
             raise ValueError(f"KILN_CACHE_MAX_GB must be a number, got {gb!r}") from None
         return cls(data_dir=data_dir, mirror=mirror, cache_max_bytes=max_bytes,
-                   step_memory_mb=_positive("KILN_BUILD_STEP_MEMORY_MB", 2048),
-                   step_max_processes=_positive("KILN_BUILD_STEP_MAX_PROCESSES", 512),
-                   step_timeout=float(_positive("KILN_BUILD_STEP_TIMEOUT", 1800)))
+                   step_memory_mb=_positive(config, "KILN_BUILD_STEP_MEMORY_MB", 2048),
+                   step_max_processes=_positive(config, "KILN_BUILD_STEP_MAX_PROCESSES", 512),
+                   step_timeout=float(_positive(config, "KILN_BUILD_STEP_TIMEOUT", 1800)))
 
     @property
     def cache_dir(self) -> Path:

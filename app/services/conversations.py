@@ -5,21 +5,26 @@ every change. Access checks happen where conversations are fetched (app.services
 """
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Mapping
 
 from sqlalchemy import select
 
+from app.engine.packages import get_index
 from app.engine.recipe import (DEFAULT_RECIPE, RecipeError, dump_yaml, parse_recipe_text, recipe_hash,
                                validate_recipe)
+from app.engine.settings import EngineSettings
 from app.extensions import db
 from app.models import Conversation, Message, RecipeVersion
 from app.models.base import utcnow
+from app.planner import PlannerSettings, PlanResult, get_planner
 from app.services import audit
 from app.services.audit import Actor
-from app.services.errors import NotFound, ValidationFailed
+from app.services.errors import Conflict, NotFound, ValidationFailed
 
 MAX_MESSAGE_CHARS = 4000
 MAX_NAME_CHARS = 200
@@ -187,52 +192,89 @@ def _reply_text(result) -> str:
     return reply or "I did not change anything."
 
 
-def post_message(actor: Actor, org, conversation: Conversation | None, text: str, *, planner=None) -> ChatResult:
-    """Store the user's message, let the planner answer, and record a new version when the recipe changed.
+def chat_planner(config: Mapping):
+    """The planner the app's config describes (app/config.py), checking names against the engine's index."""
+    engine_settings = EngineSettings.from_config(config)
+    return get_planner(PlannerSettings.from_config(config),
+                       index_for=lambda release: get_index(release, engine_settings))
 
-    `conversation` None starts a new one named from the message.
-    """
-    from app.services.planner import get_planner
 
+@dataclass(frozen=True)
+class Turn:
+    """A chat turn between storing the person's message and writing the answer: plain values, no rows,
+    so the planner can run after the transaction that stored the message has ended."""
+    conversation_id: object
+    user_message_id: object
+    text: str
+    base_version: int  # the version the planner starts from; the answer is written only onto it
+    recipe: dict
+    history: list
+    versions: dict  # every version's recipe by number (undo, "go back to version 3", "what did you change?")
+    created_conversation: bool
+
+
+def start_turn(actor: Actor, org, conversation: Conversation | None, text: str) -> Turn:
+    """Store the person's message (`conversation` None starts a new one named from it).
+
+    The view commits right after: the planner then runs with no transaction and no lock open."""
     text = clean_message(text)
     created = conversation is None
     if created:
         conversation = create_conversation(actor, org, name_from_message(text))
-    else:
-        _lock(conversation)
     current = current_version(conversation)
     history = _history(conversation)
-
     user_message = Message(conversation_id=conversation.id, role="user", content=text, author_id=actor.user_id,
                            meta={}, created_at=utcnow())
     db.session.add(user_message)
+    conversation.updated_at = utcnow()
     db.session.flush()
+    return Turn(conversation_id=conversation.id, user_message_id=user_message.id, text=text,
+                base_version=current.number, recipe=copy.deepcopy(current.recipe), history=history,
+                versions={v.number: copy.deepcopy(v.recipe) for v in versions_of(conversation)},
+                created_conversation=created)
 
-    planner = planner or get_planner()
-    result = planner.plan(text, current.recipe, history)
+
+def plan_turn(turn: Turn, planner) -> PlanResult:
+    """The slow part (an LLM call, a package-index download): touches no database state."""
+    return planner.plan(turn.text, turn.recipe, turn.history, turn.versions)
+
+
+def finish_turn(actor: Actor, turn: Turn, result: PlanResult, *, planner_name: str = "builtin") -> ChatResult:
+    """Lock the conversation, check it is still at the version the planner started from, and write the
+    reply (and the new version when the recipe changed). Conflict when the recipe changed meanwhile:
+    writing would silently undo that edit."""
+    conversation = db.session.get(Conversation, turn.conversation_id)
+    if conversation is None or conversation.deleted_at is not None:
+        raise NotFound.of("Conversation", turn.conversation_id)
+    _lock(conversation)
+    user_message = db.session.get(Message, turn.user_message_id)
     reply = _reply_text(result)
-    new_recipe = result.recipe if result.recipe is not None else current.recipe
-    changed = bool(result.changed) and recipe_hash(new_recipe) != current.recipe_hash
+    new_recipe = result.recipe if result.recipe is not None else turn.recipe
+    changed = bool(result.changed) and recipe_hash(new_recipe) != recipe_hash(turn.recipe)
+    if changed and conversation.current_version != turn.base_version:
+        raise Conflict(f"The recipe changed while the assistant was answering (version {turn.base_version} became "
+                       f"version {conversation.current_version}); nothing was changed. Send the message again to "
+                       f"apply it to the current recipe.",
+                       {"recipeVersion": conversation.current_version, "startedFrom": turn.base_version})
     operations = list(result.operations or []) if changed else []
-
     assistant = Message(conversation_id=conversation.id, role="assistant", content=reply, author_id=None,
                         created_at=max(utcnow(), user_message.created_at + timedelta(microseconds=1)),
                         meta={"operations": operations, "refused": [_refusal_text(r) for r in result.refused or []],
-                              "changed": changed, "inReplyTo": str(user_message.id),
-                              "planner": getattr(planner, "name", type(planner).__name__)})
+                              "changed": changed, "inReplyTo": str(user_message.id), "planner": planner_name})
     db.session.add(assistant)
     db.session.flush()
-    version = current
     if changed:
         version = _add_version(actor, conversation, validate_recipe(new_recipe), source="chat",
                                summary=reply, message=assistant)
         assistant.meta = {**assistant.meta, "recipeVersion": version.number}
+    else:
+        version = current_version(conversation)
     conversation.updated_at = utcnow()
     audit.record(actor, "conversation.message_posted", "conversation", conversation.id, org_id=conversation.org_id,
                  messageId=assistant.id, changed=changed, version=version.number)
     db.session.flush()
     return ChatResult(conversation=conversation, user_message=user_message, message=assistant, version=version,
-                      changed=changed, operations=operations, created_conversation=created)
+                      changed=changed, operations=operations, created_conversation=turn.created_conversation)
 
 
 # ---- direct edits ---------------------------------------------------------------------------------

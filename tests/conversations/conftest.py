@@ -14,12 +14,14 @@ def _push_request_context():
 
 
 @pytest.fixture(scope="session")
-def package_indexes():
-    """The planner reads the real Debian package index (EngineSettings.from_env(), like the app); load it once."""
+def package_indexes(app):
+    """The planner reads the real Debian package index (the app's engine settings); load it once."""
     from app.engine.packages import get_index
+    from app.engine.settings import EngineSettings
 
+    settings = EngineSettings.from_config(app.config)
     for release in ("trixie", "bookworm"):
-        assert get_index(release).exists("openssh-server")
+        assert get_index(release, settings).exists("openssh-server")
 
 
 @pytest.fixture

@@ -160,12 +160,12 @@ def test_rootless_rootfs_build_then_cancel_leaves_nothing(tmp_path):
 
         # Through the library: inspect() runs in the caller and sees the tree in the namespace's mounts.
         script = (
-            "import sys; from pathlib import Path\n"
+            "import os, sys; from pathlib import Path\n"
             "from app.engine.pipeline import build\n"
             "from app.engine.settings import EngineSettings\n"
             "seen = []\n"
             "r = build({'name': 'insp', 'format': 'rootfs', 'hostname': 'insp-host'}, Path(sys.argv[1]),\n"
-            "          settings=EngineSettings.from_env(), inspect=lambda t: seen.append((t / 'etc/hostname').read_text()))\n"
+            "          settings=EngineSettings.from_config(os.environ), inspect=lambda t: seen.append((t / 'etc/hostname').read_text()))\n"
             "print('SEEN', seen, r.cached)\n")
         result = subprocess.run(user_cmd(user, work, "-c", script, str(work / "out-lib")), cwd=REPO,
                                 capture_output=True, text=True, timeout=600)

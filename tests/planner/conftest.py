@@ -18,7 +18,7 @@ from app.engine.settings import EngineSettings, host_mirror
 @pytest.fixture(scope="session")
 def index_for():
     configured = os.environ.get("KILN_TEST_DATA_DIR")
-    data_dir = Path(configured).resolve() if configured else EngineSettings.from_env().data_dir
+    data_dir = Path(configured).resolve() if configured else EngineSettings.from_config(os.environ).data_dir
     settings = EngineSettings(data_dir=data_dir, mirror=host_mirror())
     indexes = {release: get_index(release, settings) for release in ("trixie", "bookworm")}
     for index in indexes.values():
@@ -33,7 +33,7 @@ def index_for():
 @pytest.fixture
 def converse(index_for):
     """converse("msg1", "msg2", start=recipe) -> list of PlanResult, each turn starting from the last recipe."""
-    from app.services.planner import plan
+    from app.planner import plan
 
     def run(*messages: str, start: dict | None = None):
         recipe = start if start is not None else DEFAULT_RECIPE

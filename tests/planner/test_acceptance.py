@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 
 from app.engine.recipe import DEFAULT_RECIPE, validate_recipe
-from app.services.planner import plan
+from app.planner import plan
 
 CAROL_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGm8c5lrLUg1HlnC4GVtUpfxW6k06Ofq9KzOYu0VxY3a carol@host"
 

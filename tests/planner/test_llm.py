@@ -12,52 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from app.engine.recipe import DEFAULT_RECIPE
-from app.services.planner import OPERATION_TOOLS, BuiltinPlanner, get_planner
-
-
-class FakeLLM:
-    """Answers POST /v1/chat/completions with queued (status, body) replies and records each request."""
-
-    def __init__(self):
-        self.replies: list[tuple[int, bytes]] = []
-        self.requests: list[dict] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                fake.requests.append({"path": self.path, "headers": dict(self.headers), "json": json.loads(body)})
-                status, payload = fake.replies.pop(0) if fake.replies else (500, b"no reply queued")
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def reply_tools(self, *calls: tuple[str, dict | str], content: str | None = None) -> None:
-        tool_calls = [{"id": f"call_{i}", "type": "function",
-                       "function": {"name": name, "arguments": args if isinstance(args, str) else json.dumps(args)}}
-                      for i, (name, args) in enumerate(calls)]
-        message = {"role": "assistant", "content": content, "tool_calls": tool_calls}
-        self.replies.append((200, json.dumps({"id": "x", "object": "chat.completion", "choices": [
-            {"index": 0, "message": message, "finish_reason": "tool_calls"}]}).encode()))
-
-    def reply_text(self, text: str) -> None:
-        self.replies.append((200, json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                                           "finish_reason": "stop"}]}).encode()))
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+from app.planner import OPERATION_TOOLS, BuiltinPlanner, PlannerSettings, get_planner
+from tests.planner.fake_llm import FakeLLM
 
 
 @pytest.fixture
@@ -69,13 +25,21 @@ def llm():
 
 @pytest.fixture
 def planner(llm, index_for):
-    return get_planner({"KILN_LLM_URL": llm.url, "KILN_LLM_MODEL": "tiny-test", "KILN_LLM_API_KEY": "sk-test",
-                        "KILN_LLM_TIMEOUT": "5"}, index_for=index_for)
+    return get_planner(PlannerSettings(llm_url=llm.url, llm_model="tiny-test", llm_api_key="sk-test", llm_timeout=5),
+                       index_for=index_for)
 
 
 def test_without_settings_the_builtin_planner_is_used(index_for):
-    assert isinstance(get_planner({}, index_for=index_for), BuiltinPlanner)
-    assert isinstance(get_planner({"KILN_LLM_URL": "http://127.0.0.1:9/v1"}, index_for=index_for), BuiltinPlanner)
+    assert isinstance(get_planner(PlannerSettings(), index_for=index_for), BuiltinPlanner)
+    assert isinstance(get_planner(PlannerSettings(llm_url="http://127.0.0.1:9/v1"), index_for=index_for), BuiltinPlanner)
+
+
+def test_settings_come_from_the_app_config_and_a_bad_timeout_is_named():
+    settings = PlannerSettings.from_config({"KILN_LLM_URL": " http://llm/v1 ", "KILN_LLM_MODEL": "m",
+                                            "KILN_LLM_TIMEOUT": "2.5"})
+    assert settings == PlannerSettings(llm_url="http://llm/v1", llm_model="m", llm_timeout=2.5)
+    with pytest.raises(ValueError, match="KILN_LLM_TIMEOUT must be a number of seconds, got 'soon'"):
+        PlannerSettings.from_config({"KILN_LLM_TIMEOUT": "soon"})
 
 
 def test_tool_calls_are_applied(planner, llm):
@@ -155,7 +119,7 @@ def test_connection_refused_falls_back(index_for, caplog):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    planner = get_planner({"KILN_LLM_URL": f"http://127.0.0.1:{port}/v1", "KILN_LLM_MODEL": "m"}, index_for=index_for)
+    planner = get_planner(PlannerSettings(llm_url=f"http://127.0.0.1:{port}/v1", llm_model="m"), index_for=index_for)
     with caplog.at_level(logging.WARNING, logger="kiln.planner"):
         result = planner.plan("switch to bookworm", DEFAULT_RECIPE, [])
     assert result.recipe["release"] == "bookworm"
@@ -175,8 +139,8 @@ def test_timeout_falls_back(index_for, caplog):
     server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
-        planner = get_planner({"KILN_LLM_URL": f"http://127.0.0.1:{server.server_address[1]}/v1",
-                               "KILN_LLM_MODEL": "m", "KILN_LLM_TIMEOUT": "0.5"}, index_for=index_for)
+        planner = get_planner(PlannerSettings(llm_url=f"http://127.0.0.1:{server.server_address[1]}/v1",
+                                              llm_model="m", llm_timeout=0.5), index_for=index_for)
         with caplog.at_level(logging.WARNING, logger="kiln.planner"):
             result = planner.plan("add git", DEFAULT_RECIPE, [])
         assert result.recipe["packages"] == ["git"]
@@ -185,3 +149,35 @@ def test_timeout_falls_back(index_for, caplog):
         stall.set()
         server.shutdown()
         server.server_close()
+
+
+def test_the_model_applies_a_role_from_the_same_catalog_as_the_builtin_planner(planner, llm, index_for):
+    from app.planner import plan
+
+    llm.reply_tools(("set_firewall", {"enabled": True}), ("apply_role", {"role": "mail-relay", "open": True}))
+    by_model = planner.plan("a mail relay reachable from outside, with a firewall", DEFAULT_RECIPE, [])
+    by_builtin = plan("turn on the firewall and a mail relay reachable from outside", DEFAULT_RECIPE, index_for=index_for)
+    assert by_model.recipe == by_builtin.recipe
+    assert "25/tcp" in by_model.recipe["firewall"]["allow"]
+    tool = next(t for t in OPERATION_TOOLS if t["function"]["name"] == "apply_role")
+    assert "mail-relay" in tool["function"]["parameters"]["properties"]["role"]["enum"]
+    assert "mail-relay: a mail relay (Postfix)" in llm.requests[0]["json"]["messages"][0]["content"]
+
+
+def test_the_model_restores_a_version(planner, llm):
+    v2 = {**DEFAULT_RECIPE, "packages": ["nginx"]}
+    v3 = {**DEFAULT_RECIPE, "packages": ["nginx", "htop"]}
+    llm.reply_tools(("restore_version", {"number": 2}))
+    result = planner.plan("undo", v3, [], {1: DEFAULT_RECIPE, 2: v2, 3: v3})
+    assert result.recipe["packages"] == ["nginx"]
+    assert "Restored version 2: removed package htop" in result.reply
+
+
+@pytest.mark.parametrize("call", [("apply_role", {"role": "space-station"}), ("restore_version", {"number": 7})],
+                         ids=["unknown-role", "unknown-version"])
+def test_an_invalid_role_or_version_from_the_model_falls_back(planner, llm, caplog, call):
+    llm.reply_tools(call)
+    with caplog.at_level(logging.WARNING, logger="kiln.planner"):
+        result = planner.plan("add htop", DEFAULT_RECIPE, [], {1: DEFAULT_RECIPE})
+    assert result.recipe["packages"] == ["htop"]
+    assert any("falling back" in r.getMessage() for r in caplog.records)

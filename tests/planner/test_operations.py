@@ -6,8 +6,8 @@ import copy
 import pytest
 
 from app.engine.recipe import DEFAULT_RECIPE
-from app.services.planner import OPERATION_TOOLS, apply_operations
-from app.services.planner.operations import SPECS
+from app.planner import OPERATION_TOOLS, apply_operations
+from app.planner.operations import SPECS
 
 
 def test_tools_cover_every_operation():

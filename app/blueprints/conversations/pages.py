@@ -11,7 +11,7 @@ from app.http.htmx import is_htmx
 from app.models import Conversation
 from app.services import access
 from app.services import conversations as service
-from app.services.errors import DomainError, ValidationFailed
+from app.services.errors import Conflict, DomainError, ValidationFailed
 
 from .routes import caller, load_conversation, run_chat
 
@@ -99,11 +99,11 @@ def send(conversation_id):
     text = request.form.get("message", "")
     try:
         run_chat(conversation_id, text)
-    except ValidationFailed as exc:
+    except (ValidationFailed, Conflict) as exc:
         db.session.rollback()
         conversation = load_conversation(conversation_id)
         return render_template("conversations/detail.html",
-                               **_page_context(conversation, message_text=text, message_error=exc.message)), 400
+                               **_page_context(conversation, message_text=text, message_error=exc.message)), exc.status
     return redirect(url_for("conversation_pages.detail", conversation_id=conversation_id) + "#chat-form")
 
 

@@ -41,12 +41,19 @@ def load_conversation(conversation_id, need: str = "view"):
 
 
 def run_chat(conversation_id, message: str) -> service.ChatResult:
-    """Authorize, post, commit: one path for POST /chat, the stream and the page form."""
+    """Authorize, store the message, plan, write: one path for POST /chat, the stream and the page form.
+
+    The message is committed before the planner runs, so a slow LLM call or package-index download
+    holds no transaction or lock; the answer is written only onto the version the planner started from."""
     org, _ = authorize("conversations:write")
     conversation = None
     if conversation_id is not None:
         conversation = access.require_conversation(org, conversation_id, need="edit", **caller())
-    result = service.post_message(current_actor(), org, conversation, message)
+    turn = service.start_turn(current_actor(), org, conversation, message)
+    db.session.commit()
+    planner = service.chat_planner(current_app.config)
+    answer = service.plan_turn(turn, planner)
+    result = service.finish_turn(current_actor(), turn, answer, planner_name=planner.name)
     db.session.commit()
     return result
 
@@ -171,7 +178,7 @@ class RecipeDiff(MethodView):
 @chat_blp.route("", methods=["POST"])
 @chat_blp.arguments(ChatSchema)
 @chat_blp.response(200, ChatResultSchema)
-@chat_blp.doc_errors(400, 401, 403, 404)
+@chat_blp.doc_errors(400, 401, 403, 404, 409)
 @permission_required("conversations:write")
 def chat(data):
     """Send a message; the assistant edits the recipe and says what it changed.

@@ -276,8 +276,7 @@ def finish_cancelled(build: Build, attempt: int) -> str:
 
 def engine_settings(worker_name: str) -> EngineSettings:
     """The engine's settings for this worker: the app's data dir, temp trees in the worker's scratch."""
-    settings = EngineSettings.from_env()
-    settings.data_dir = Path(current_app.config["KILN_DATA_DIR"]).resolve()
+    settings = EngineSettings.from_config(current_app.config)
     directory = scratch.scratch_dir(worker_name)
     directory.mkdir(parents=True, exist_ok=True)
     return dataclasses.replace(settings, scratch_dir=directory)

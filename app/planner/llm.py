@@ -13,12 +13,12 @@ from typing import Callable
 
 import requests
 
-from app.engine.packages import get_index
 from app.engine.recipe import dump_yaml, validate_recipe
 
 from . import PlanResult
 from .operations import OPERATION_TOOLS, apply_operations
 from .passwords import hash_password
+from .roles import ROLES
 
 log = logging.getLogger("kiln.planner")
 
@@ -27,11 +27,16 @@ the recipe ONLY by calling the provided tools (one call per change), using real 
 recipe's release (e.g. openssh-server for SSH, docker.io for Docker, postgresql, apache2, nodejs). Supported
 releases: trixie (Debian 13) and bookworm (Debian 12). Formats: iso, qcow2, oci, rootfs. If the user only asks
 a question, answer it from the recipe without calling tools. Reply in one or two plain sentences.
+When the user names a server role, call apply_role with one of these roles (set open when they ask for access):
+{roles}
+For "undo" or "go back to version N", call restore_version. When a request is ambiguous (which database?),
+ask a short question with the choices instead of calling tools.
 
 The current recipe (YAML):
 {recipe}"""
 
 HISTORY_LIMIT = 10
+ROLE_LINES = "\n".join(f"- {key}: {role.label}" for key, role in ROLES.items())
 
 
 class LLMError(Exception):
@@ -42,7 +47,7 @@ class LLMPlanner:
     name = "llm"
 
     def __init__(self, url: str, model: str, *, api_key: str | None = None, timeout: float = 60,
-                 fallback, index_for: Callable = get_index):
+                 fallback, index_for: Callable):
         self.url = url.rstrip("/")
         self.model = model
         self.api_key = api_key
@@ -50,15 +55,16 @@ class LLMPlanner:
         self.fallback = fallback
         self.index_for = index_for
 
-    def plan(self, message: str, recipe: dict, history: list[dict] | None = None) -> PlanResult:
+    def plan(self, message: str, recipe: dict, history: list[dict] | None = None,
+             versions: dict[int, dict] | None = None) -> PlanResult:
         try:
-            return self._plan(message, recipe, history or [])
+            return self._plan(message, recipe, history or [], versions or {})
         except (requests.RequestException, LLMError, ValueError) as err:
             log.warning("LLM planner failed (%s); falling back to the built-in planner", err)
-            return self.fallback.plan(message, recipe, history)
+            return self.fallback.plan(message, recipe, history, versions)
 
     def _messages(self, message: str, recipe: dict, history: list[dict]) -> list[dict]:
-        msgs = [{"role": "system", "content": SYSTEM_PROMPT.format(recipe=dump_yaml(recipe))}]
+        msgs = [{"role": "system", "content": SYSTEM_PROMPT.format(recipe=dump_yaml(recipe), roles=ROLE_LINES)}]
         for h in history[-HISTORY_LIMIT:]:
             role, content = h.get("role"), h.get("content")
             if role in ("user", "assistant") and isinstance(content, str) and content:
@@ -66,7 +72,7 @@ class LLMPlanner:
         msgs.append({"role": "user", "content": message})
         return msgs
 
-    def _plan(self, message: str, recipe: dict, history: list[dict]) -> PlanResult:
+    def _plan(self, message: str, recipe: dict, history: list[dict], versions: dict[int, dict]) -> PlanResult:
         base = validate_recipe(recipe)
         headers = {"Content-Type": "application/json"}
         if self.api_key:
@@ -90,7 +96,7 @@ class LLMPlanner:
             if not text:
                 raise LLMError("the model returned neither text nor tool calls")
             return PlanResult([], base, text, False, [])
-        new, descriptions = apply_operations(base, operations, index_for=self.index_for)
+        new, descriptions = apply_operations(base, operations, index_for=self.index_for, versions=versions)
         changes = " ".join(descriptions)
         reply = f"{text}\n\n{changes}" if text else changes
         return PlanResult(operations, new, reply, new != base, [])

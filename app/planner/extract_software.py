@@ -7,6 +7,7 @@ from typing import Any
 from . import catalog, vocab
 from .wording import human_list
 from .reading import B, E, EXPLICIT_VERB, KNOWN_WORDS, ORDINARY_WORDS, Clause, Ctx, list_items, plural_of_word
+from .roles import ASKS, ROLES
 from .text import closest
 
 
@@ -51,7 +52,8 @@ def _alias_regex(phrase: str) -> str:
 ALIAS_RES = [(p, re.compile(_alias_regex(p))) for p in catalog.ALIAS_PHRASES]
 _UNAVAILABLE_RE = re.compile(B + "(" + "|".join(map(re.escape, sorted(catalog.UNAVAILABLE, key=len, reverse=True))) + ")" + E
                              + r"(?:\s+(?:node|cluster|server|instance|worker|master)s?\b)?")
-_CATEGORIES = {"web": ("nginx", "apache2", "caddy", "lighttpd"), "database": ("postgresql", "mariadb-server", "default-mysql-server")}
+_CATEGORIES = {"role:web-server": ("nginx", "apache2", "caddy", "lighttpd"),
+               "ask:database": ("postgresql", "mariadb-server", "default-mysql-server", "redis-server", "valkey-server")}
 
 
 def handle_software(ctx: Ctx, c: Clause, removing: bool) -> None:
@@ -95,7 +97,16 @@ def handle_software(ctx: Ctx, c: Clause, removing: bool) -> None:
     notes: list[str] = []
     index = ctx.index()
     items: list[tuple[int, Any, str]] = [(pos, sw, phrase) for pos, sw, phrase in found] + [(pos, w, w) for pos, w in raw]
+    roles: list[catalog.Software] = []
     for pos, thing, said in sorted(items, key=lambda i: i[0]):
+        if isinstance(thing, catalog.Software) and thing.ask:
+            _ask(ctx, thing, [o for _, o, _ in found if o is not thing], [w for _, w in raw])
+            continue
+        if isinstance(thing, catalog.Software) and thing.role:
+            roles.append(thing)
+            if thing.note:
+                notes.append(f"(I picked {thing.note}.)")
+            continue
         if isinstance(thing, catalog.Software):
             for req in thing.requires:
                 req_sw = catalog.BY_KEY[req]
@@ -137,11 +148,32 @@ def handle_software(ctx: Ctx, c: Clause, removing: bool) -> None:
             ctx.apply({"op": "remove_packages", "packages": replaced})
     if packages:
         ctx.apply({"op": "add_packages", "packages": packages})
+    for sw in dict.fromkeys(roles):
+        op = {"op": "apply_role", "role": sw.role, "open": ctx.wants_access}
+        url = next((s.value for s in ctx.protected.spans if s.kind == "url"), None)
+        if url and ROLES[sw.role].files:
+            op["url"] = url
+        ctx.apply(op)
     for n in dict.fromkeys(notes):
         ctx.say(n)
 
 
-_GENERIC = {"web": "web", "database": "database"}  # generic catalog entry -> its kind in catalog.KINDS
+def _ask(ctx: Ctx, sw: catalog.Software, others: list[catalog.Software], words: list[str]) -> None:
+    """"add a database": ask which one, unless the message or the recipe already says."""
+    question = ASKS[sw.ask]
+    choice_packages = {p for key in question.choices for s in (catalog.BY_KEY.get(key), catalog.BY_KEY.get("role:" + key))
+                       if s for slot in s.packages for p in slot}
+    named = {p for o in others for slot in o.packages for p in slot} | set(words)
+    if named & choice_packages:
+        return
+    have = [p for p in ctx.recipe["packages"] if p in choice_packages]
+    if have:
+        ctx.say(f"The recipe already has {human_list(have)} for that.")
+        return
+    ctx.ask(question.question)
+
+
+_GENERIC = {"role:web-server": "web", "ask:database": "database"}  # generic entry -> its kind in catalog.KINDS
 
 
 def _drop_generic(ctx: Ctx, found: list[tuple[int, catalog.Software, str]]) -> list[tuple[int, catalog.Software, str]]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .roles import ASKS, ROLES
+
 
 @dataclass(frozen=True)
 class Software:
@@ -20,6 +22,8 @@ class Software:
     ports: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()      # other Software keys it is useless without
     note: str = ""                      # said once when chosen by a generic name
+    role: str = ""                      # a server role of roles.toml ("role:<key>" entries)
+    ask: str = ""                       # a request too vague to act on: the key of its question in roles.toml
 
 
 def _sw(key, label, aliases, packages, services=(), ports=(), requires=(), note=""):
@@ -38,8 +42,6 @@ SOFTWARE: tuple[Software, ...] = (
     _sw("podman", "Podman", ["podman"], ["podman"]),
     _sw("podman-compose", "podman-compose", ["podman compose", "podman-compose"], ["podman-compose"], requires=["podman"]),
     _sw("nginx", "nginx", ["nginx", "nginx web server"], ["nginx"], ["nginx"], ["80/tcp", "443/tcp"]),
-    _sw("web", "a web server (nginx)", ["web server", "webserver", "http server", "web-server", "reverse proxy"],
-        ["nginx"], ["nginx"], ["80/tcp", "443/tcp"], note="nginx as the web server"),
     _sw("apache", "Apache", ["apache", "apache2", "httpd", "apache web server", "apache httpd"],
         ["apache2"], ["apache2"], ["80/tcp", "443/tcp"]),
     _sw("caddy", "Caddy", ["caddy"], ["caddy"], ["caddy"], ["80/tcp", "443/tcp"]),
@@ -48,8 +50,6 @@ SOFTWARE: tuple[Software, ...] = (
     _sw("postgresql", "PostgreSQL", ["postgresql", "postgres", "postgresql database", "postgres database",
                                      "postgresql server", "postgres server", "pgsql", "psql"],
         ["postgresql"], ["postgresql"], ["5432/tcp"]),
-    _sw("database", "a database (PostgreSQL)", ["database", "database server", "sql database", "db", "relational database"],
-        ["postgresql"], ["postgresql"], ["5432/tcp"], note="PostgreSQL as the database"),
     _sw("mariadb", "MariaDB", ["mariadb", "mariadb server", "mariadb-server", "mysql", "mysql server", "mysql database",
                                "mysql-server", "mariadb database"],
         ["mariadb-server"], ["mariadb"], ["3306/tcp"], note="MariaDB, Debian's MySQL"),
@@ -131,10 +131,6 @@ SOFTWARE: tuple[Software, ...] = (
     _sw("django", "Django", ["django"], ["python3-django"], requires=["python"]),
     _sw("flask", "Flask", ["flask"], ["python3-flask"], requires=["python"]),
     _sw("wordpress", "WordPress", ["wordpress"], ["wordpress"]),
-    _sw("lamp", "a LAMP stack (Apache, MariaDB, PHP)", ["lamp", "lamp stack", "lamp server"],
-        ["apache2", "mariadb-server", "php", "libapache2-mod-php"], ["apache2", "mariadb"], ["80/tcp", "443/tcp"]),
-    _sw("lemp", "a LEMP stack (nginx, MariaDB, PHP-FPM)", ["lemp", "lemp stack", "lemp server"],
-        ["nginx", "mariadb-server", "php-fpm"], ["nginx", "mariadb", "php-fpm"], ["80/tcp", "443/tcp"]),
 )
 
 # Ports that stay internal unless someone opens them by name: databases, caches, brokers, metrics.
@@ -176,9 +172,13 @@ UNAVAILABLE: dict[str, str] = {
     "nomad": "HashiCorp Nomad is not in Debian's archive",
 }
 
-BY_KEY: dict[str, Software] = {s.key: s for s in SOFTWARE}
+# Roles and vague requests come from roles.toml; their phrases win over single programs ("mail server").
+ROLE_SOFTWARE: tuple[Software, ...] = tuple(
+    Software("role:" + r.key, r.label, r.phrases, r.packages, r.services, r.ports, note=r.note, role=r.key)
+    for r in ROLES.values()) + tuple(Software("ask:" + a.key, a.question, a.phrases, (), ask=a.key) for a in ASKS.values())
+BY_KEY: dict[str, Software] = {s.key: s for s in (*ROLE_SOFTWARE, *SOFTWARE)}
 ALIASES: dict[str, Software] = {}
-for _s in SOFTWARE:
+for _s in (*ROLE_SOFTWARE, *SOFTWARE):
     for _a in _s.aliases:
         ALIASES.setdefault(_a, _s)
 # Longest first, so "docker compose" wins over "docker" and "web server" over "server".
@@ -237,7 +237,7 @@ def service_for(word: str) -> str:
     if word in SERVICE_ALIASES:
         return SERVICE_ALIASES[word]
     sw = ALIASES.get(word)
-    if sw and sw.services:
+    if sw and sw.services and not sw.role:  # a role's first service is not the role's name ("kiosk")
         return sw.services[0]
     if word in PACKAGE_SERVICES and PACKAGE_SERVICES[word]:
         return PACKAGE_SERVICES[word][0]

@@ -17,7 +17,11 @@ CAPABILITIES = (
     "- \"open port 80 and 443\", \"only allow ssh and http\", \"disable the firewall\"\n"
     "- \"create /etc/motd with content 'hello'\"\n"
     "- \"make sure nginx answers on http://localhost/\", \"check that ssh is running\"\n"
-    "and answer questions such as \"what packages are in it?\" or \"show me the recipe\"."
+    "- roles: \"a mail relay\", \"a file share for the office\", \"a build agent for our CI\", \"a kiosk\", \"a router\"\n"
+    "- settings: \"no root login over ssh\", \"run my backup script every night\", \"rotate logs daily\", "
+    "\"add a 2G swap file\"\n"
+    "- \"undo\", \"go back to version 3\", \"start over\", \"no wait, PostgreSQL not MySQL\"\n"
+    "and answer questions such as \"what packages are in it?\", \"what did you change?\" or \"what is ncdu?\"."
 )
 
 

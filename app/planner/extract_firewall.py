@@ -37,7 +37,7 @@ def handle_firewall(ctx: Ctx, c: Clause) -> None:
         ctx.apply({"op": "set_firewall", "enabled": False})
         return
     on = c.take(r"\b(?:enable|turn\s+on|activate|switch\s+on|add|set\s+up|with|use|want|need|configure)\s+"
-                r"(?:a\s+|the\s+)?firewall\b|\bfirewall\s+(?:on|enabled)\b|\b(?:a|the)\s+firewall\b")
+                r"(?:a\s+|the\s+)?firewall\b|\bfirewall\s+(?:on|enabled)\b|\b(?:a|the)\s+firewall\b(?!\s+(?:box|appliance))")
     exact = c.search(r"\b(?:only|just|nothing\s+but|nothing\s+except|exclusively)\b")
     closing = c.search(r"\b(?:close|closed|block|blocked|deny|denied|shut|disallow|remove|drop|delete|unexpose)\b")
     firewall_verb = c.search(r"\b(?:open|opens|opened|allow|allows|allowed|expose|exposes|exposed|unblock|reachable|"

@@ -7,12 +7,12 @@ validates the result with the engine's recipe validator, so nothing is ever half
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Callable
 
-from app.engine.packages import get_index
 from app.engine.recipe import RecipeError, TEST_TYPES, validate_recipe
 
 from .edits import HANDLERS, Work
+from .roles import ROLES
 
 # ---- operation schemas (also the LLM tool definitions) --------------------------------------
 
@@ -68,6 +68,15 @@ SPECS: dict[str, tuple[str, dict[str, dict], list[str]]] = {
     "add_command": ("Run a shell command at the end of the build, inside the image.", {"command": {"type": "string"}},
                     ["command"]),
     "remove_command": ("Remove a build command.", {"command": {"type": "string"}}, ["command"]),
+    "apply_role": ("Make the server fit a role from the role catalog: its packages, services, tests, and (with open) "
+                   "its ports opened in the firewall. Prefer this to single packages when the user names a role.",
+                   {"role": {"type": "string", "enum": list(ROLES), "description": "; ".join(
+                       f"{k}: {r.label}" for k, r in ROLES.items())},
+                    "open": {"type": "boolean", "description": "the user asked for access (open, reachable, allow)"},
+                    "url": {"type": "string", "description": "kiosk: the page to show"}},
+                   ["role"]),
+    "restore_version": ("Make an earlier recipe version (by number) the recipe again: undo, go back, start over "
+                        "(version 1 is the starting recipe).", {"number": {"type": "integer"}}, ["number"]),
 }
 
 OPERATION_TOOLS: list[dict] = [
@@ -124,7 +133,8 @@ def check_operation(op: Any, position: int = 0) -> tuple[str, dict]:
 assert set(HANDLERS) == set(SPECS)
 
 
-def apply_operations(recipe: dict, operations: list[dict], *, index_for=get_index) -> tuple[dict, list[str]]:
+def apply_operations(recipe: dict, operations: list[dict], *, index_for: Callable,
+                     versions: dict[int, dict] | None = None) -> tuple[dict, list[str]]:
     """Apply operations to a copy of `recipe` -> (new validated recipe, descriptions).
 
     Raises ValueError naming the operation for an unknown operation, bad arguments, or a result
@@ -133,7 +143,7 @@ def apply_operations(recipe: dict, operations: list[dict], *, index_for=get_inde
     if not isinstance(operations, list):
         raise ValueError("operations must be a list")
     try:
-        work = Work(copy.deepcopy(validate_recipe(recipe)), index_for)
+        work = Work(copy.deepcopy(validate_recipe(recipe)), index_for, versions)
     except RecipeError as err:
         raise ValueError(f"the current recipe is invalid: {err}") from None
     descriptions: list[str] = []

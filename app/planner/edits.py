@@ -1,6 +1,7 @@
 """What each recipe operation does: handlers that edit a working copy and say what they did."""
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any, Callable
 
@@ -8,14 +9,16 @@ from app.engine.recipe import FORMATS, NAME_RE, PACKAGE_RE, RELEASES, RecipeErro
 
 from . import catalog, vocab
 from .passwords import hash_password
-from .wording import describe_test, human_list, normalize_port, url_port
+from .roles import ROLES
+from .wording import describe_changes, describe_test, human_list, normalize_port, url_port
 
 
 class Work:
     """The recipe being edited plus cached package indexes."""
 
-    def __init__(self, recipe: dict, index_for: Callable):
+    def __init__(self, recipe: dict, index_for: Callable, versions: dict[int, dict] | None = None):
         self.r = recipe
+        self.versions = versions or {}  # earlier recipe versions by number, for restore_version
         self._index_for = index_for
         self._indexes: dict[str, Any] = {}
         self.index_errors: dict[str, str] = {}
@@ -459,6 +462,43 @@ def op_remove_command(w: Work, command: str) -> list[str]:
     return [f"Removed the build command `{command}`."]
 
 
+def op_apply_role(w: Work, role: str, open: bool = False, url: str | None = None) -> list[str]:
+    """A server role of roles.toml: packages, services, users, files, a test per service and port, and the
+    ports opened in the firewall when it is on and access was asked for (`open`)."""
+    spec = ROLES.get(role)
+    if spec is None:
+        raise ValueError(f"apply_role: unknown role {role!r}; known: {', '.join(ROLES)}")
+    sw = catalog.BY_KEY["role:" + role]
+    out = op_add_packages(w, catalog.resolve_packages(sw, w.index()))
+    for user in spec.users:
+        if not any(u["name"] == user["name"] for u in w.r["users"]):
+            out += op_add_user(w, user["name"], groups=list(user.get("groups", [])))
+    for f in spec.files:
+        content = f["content"].replace("{url}", url or "http://localhost/")
+        out += op_add_file(w, f["path"], content, f.get("mode"), f.get("owner"))
+    services = [s for s in spec.services if s not in w.r["services"]["enable"]]
+    if services:
+        out += op_enable_services(w, services)
+    if open and spec.ports and w.r["firewall"]["enabled"]:
+        out += op_open_ports(w, list(spec.ports))
+    tests = [{"type": "service_running", "params": {"service": s}} for s in spec.services]
+    tests += [{"type": "port_open", "params": {"port": int(p.split("/")[0]), "protocol": p.split("/")[1]}}
+              for p in spec.ports]
+    for test in [*tests, *spec.tests]:
+        out += op_add_test(w, test["type"], test["params"])
+    return out
+
+
+def op_restore_version(w: Work, number: int) -> list[str]:
+    """An earlier version's recipe becomes the recipe again (the caller records it as a new version)."""
+    if number not in w.versions:
+        known = ", ".join(str(n) for n in sorted(w.versions)) or "none"
+        raise ValueError(f"restore_version: there is no version {number} (versions: {known})")
+    before, w.r = w.r, copy.deepcopy(w.versions[number])
+    changes = describe_changes(before, w.r)
+    return [f"Restored version {number}" + (f": {changes}." if changes else "; it is the same as the current recipe.")]
+
+
 HANDLERS: dict[str, Callable[..., list[str]]] = {
     "add_packages": op_add_packages, "remove_packages": op_remove_packages, "set": op_set,
     "add_user": op_add_user, "remove_user": op_remove_user, "remove_user_from_groups": op_remove_user_from_groups,
@@ -466,4 +506,5 @@ HANDLERS: dict[str, Callable[..., list[str]]] = {
     "add_file": op_add_file, "remove_file": op_remove_file, "add_test": op_add_test,
     "remove_tests": op_remove_tests, "enable_services": op_enable_services,
     "disable_services": op_disable_services, "add_command": op_add_command, "remove_command": op_remove_command,
+    "apply_role": op_apply_role, "restore_version": op_restore_version,
 }

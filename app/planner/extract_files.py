@@ -73,11 +73,9 @@ def handle_files(ctx: Ctx, c: Clause) -> bool:
 
 def handle_commands(ctx: Ctx, c: Clause) -> bool:
     m = c.search(r"\b(?:run|execute|add\s+(?:the\s+)?(?:build\s+)?command|command)\s+(?:the\s+)?(?:command\s+)?(§\d+§)")
-    if not m:
-        return False
-    span = ctx.protected.value(m.group(1))
+    span = ctx.protected.value(m.group(1)) if m else None
     if span is None or span.kind not in ("quote", "command"):
-        return False
+        return False  # a command is always quoted or in backticks: "run `make install`"
     c.consume(m.start(), m.end())
     ctx.apply({"op": "remove_command" if is_remove(c) else "add_command", "command": span.value})
     c.take(r"\b(?:at|during|in)\s+(?:the\s+)?build(?:\s+time)?\b|\bwhen\s+building\b")

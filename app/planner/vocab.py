@@ -30,7 +30,7 @@ FORMAT_LABEL = {
 FORMAT_PATTERNS: list[tuple[str, str]] = [
     (r"\b(?:oci|container|docker|podman)[ -](?:image|archive|format)\b", "oci"),
     (r"\boci\b", "oci"),
-    (r"\b(?:as|into|in|to|an?)\s+(?:a\s+)?container\b(?!s)", "oci"),
+    (r"\b(?:as|into|in|to|an?)\s+(?:a\s+)?container\b(?!s|\s+(?:host|server|box))", "oci"),
     (r"\broot\s*(?:file\s*system|fs)(?:\s+tar(?:ball)?)?\b|\brootfs\b|\btar\s*balls?\b|\btar(?:\.gz|\.zst|\.xz)?\s+(?:archive|file)\b|\bchroot\b", "rootfs"),
     (r"\b(?:on|in|for|under|inside)\s+(?:a\s+|an\s+)?(?:vm|virtual\s+machine|qemu|kvm|proxmox|virtualbox|libvirt|hypervisor)\b|"
      r"\bqcow2?\b|\bqcow\s*2\b|\b(?:vm|virtual[ -]machine|kvm|qemu|virtual|vm)\s+(?:disk|image|disk\s+image)\b|\bdisk\s+image\b", "qcow2"),

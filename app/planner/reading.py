@@ -29,7 +29,8 @@ FIREWALL_SERVICES: dict[str, list[str]] = {
 
 TYPO_TARGETS = sorted({a for a in catalog.ALIASES if " " not in a and len(a) >= 3 and not re.search(r"[\d.]", a)}
                   | vocab.KEYWORDS | {"trixie", "bookworm", "debian", "qcow2", "rootfs", "oci", "iso"}
-                  | set(catalog.UNAVAILABLE) | {w for w in vocab.LANGUAGES if len(w) > 3} | set(FIREWALL_SERVICES))
+                  | set(catalog.UNAVAILABLE) | {w for w in vocab.LANGUAGES if len(w) > 3} | set(FIREWALL_SERVICES)
+                  | {w for sw in catalog.ROLE_SOFTWARE for a in sw.aliases for w in a.split() if len(w) >= 5})
 KNOWN_WORDS = (vocab.STOPWORDS | set(TYPO_TARGETS)
           | {w for phrase in catalog.ALIASES for w in phrase.split()}
           | {w for phrase in vocab.RELEASE_WORDS for w in phrase.split()}
@@ -46,7 +47,13 @@ KNOWN_WORDS = (vocab.STOPWORDS | set(TYPO_TARGETS)
                  hostname host time zone timezone clock locale language keyboard keymap layout release version
                  command commands script service services daemon start stop enable disable instead replace swap
                  from favor favour place test tests check checks verify ensure sure confirm assert
-                 him her them his hers theirs""".split()))
+                 him her them his hers theirs
+                 undo revert last previous change changes changed nope oops wait sorry actually meant mean scratch
+                 smaller bigger lighter slimmer leaner minimal size big large kernel
+                 rotate rotated rotation logs log daily weekly monthly nightly hourly night morning evening every
+                 minutes hours schedule scheduled timer cron job script backup swap swappiness forwarding static
+                 gateway address sync synchronize login logins passwordless password-less without reload restart
+                 everything except keep only reach reaches""".split()))
 VALUE_INTRO = {"hostname", "named", "called", "user", "account", "password", "group", "groups", "owner", "by",
                 "name", "login", "users", "hostnames"}
 # Real package names that are ordinary words: only taken as packages when asked for explicitly.
@@ -97,9 +104,14 @@ class Clause:
 
 
 class Ctx:
-    def __init__(self, recipe: dict, index_for: Callable, protected: Protected, history: list[str] | None = None):
+    def __init__(self, recipe: dict, index_for: Callable, protected: Protected, history: list[str] | None = None,
+                 versions: dict[int, dict] | None = None, last_reply: str = ""):
         self.recipe = recipe
         self.history = history or []  # earlier user messages, oldest first (for "remove it")
+        self.versions = versions or {}  # earlier recipe versions by number (undo, "what did you change?")
+        self.last_reply = last_reply  # the assistant's previous answer (a question it asked)
+        self.questions: list[str] = []  # what the planner asks back instead of guessing
+        self.wants_access = False  # the message asked for access ("open", "reachable", "allow")
         self.index_for = index_for
         self.protected = protected
         self.operations: list[dict] = []
@@ -133,7 +145,8 @@ class Ctx:
         ok = True
         for op in ops:
             try:
-                new, descriptions = apply_operations(self.recipe, [op], index_for=self.index_for)
+                new, descriptions = apply_operations(self.recipe, [op], index_for=self.index_for,
+                                                     versions=self.versions)
             except ValueError as err:
                 self.refused.append(clean_error(str(err)))
                 ok = False
@@ -155,6 +168,10 @@ class Ctx:
 
     def say(self, text: str) -> None:
         self.lines.append(text)
+
+    def ask(self, question: str) -> None:
+        if question not in self.questions:
+            self.questions.append(question)
 
 
 def clean_error(text: str) -> str:

@@ -65,6 +65,12 @@ def handle_hostname(ctx: Ctx, c: Clause) -> None:
             return
 
 
+# A zone named without the word "timezone": "use Berlin time", "Europe/Paris".
+_ZONE_MENTIONS = (r"\b(?:in|to|on|use)\s+([a-z][a-z_/]+(?:\s+[a-z][a-z_]+)?)\s+time\b",
+                  r"(?<![\w/])((?:africa|america|antarctica|asia|atlantic|australia|europe|indian|pacific|etc)"
+                  r"/[a-z_+-]+(?:/[a-z_+-]+)?)")
+
+
 def handle_timezone(ctx: Ctx, c: Clause) -> None:
     m = c.search(r"\b(?:time\s*-?zone|tz|clock)\s*(?:to\s+be\b|to|=|:|is|as|should\s+be|of|in)?\s*(?:be\s+)?(.+)$")
     if m:
@@ -87,19 +93,13 @@ def handle_timezone(ctx: Ctx, c: Clause) -> None:
                            "or a city like Berlin.")
         c.consume(m.start(), m.end())
         return
-    m = c.search(r"\b(?:in|to|on|use)\s+([a-z][a-z_/]+(?:\s+[a-z][a-z_]+)?)\s+time\b")
-    if m:
-        zone, _ = vocab.resolve_timezone(m.group(1))
+    for pattern in _ZONE_MENTIONS:
+        m = c.search(pattern)
+        zone = vocab.resolve_timezone(m.group(1))[0] if m else None
         if zone:
             c.consume(m.start(), m.end())
             ctx.apply({"op": "set", "field": "timezone", "value": zone})
             return
-    m = c.search(r"(?<![\w/])((?:africa|america|antarctica|asia|atlantic|australia|europe|indian|pacific|etc)/[a-z_+-]+(?:/[a-z_+-]+)?)")
-    if m:
-        zone, _ = vocab.resolve_timezone(m.group(1))
-        if zone:
-            c.consume(m.start(), m.end())
-            ctx.apply({"op": "set", "field": "timezone", "value": zone})
 
 
 def handle_locale(ctx: Ctx, c: Clause) -> None:

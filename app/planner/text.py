@@ -63,10 +63,10 @@ _ACTION = (r"(?:please\s+|also\s+|then\s+|now\s+)*(?:add|install|include|put|ope
            r"configure|name|call|rename|replace|swap|check|verify|ensure|test|turn|start|stop|write|run|"
            r"i\s+want|i'd\s+like|i\s+would\s+like|i\s+need|we\s+need|let's|lets|what|which|show|list|tell|"
            r"how\s+many|is\s+there|are\s+there|upgrade|downgrade|move|go\s+with|build\s+it|output|produce|"
-           r"no\s+longer|don't|do\s+not)\b")
+           r"no\s+longer|no\s+(?=root|password|ssh)|don't|do\s+not)\b")
 _CLAUSE_SPLIT = re.compile(
     rf"\s*,\s*(?:and\s+|then\s+|but\s+)?(?={_ACTION})|\s+(?:and|&)\s+(?:then\s+|also\s+)?(?={_ACTION})"
-    rf"|\s+then\s+|\s*,?\s+but\s+|\s+(?=without\s)|\s+as\s+well\s+as\s+(?={_ACTION})", re.I)
+    rf"|\s+then\s+|\s*,?\s+but\s+|\s+(?=without\s(?!(?:a\s+|any\s+|entering\s+a\s+)?password))|\s+as\s+well\s+as\s+(?={_ACTION})", re.I)
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?;])\s+|\n+|(?<=[!?;])(?=\S)")
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-from app.engine.packages import get_index
 
+from .configure import handle_config
 from .extract_checks import handle_question, handle_tests
 from .extract_files import handle_commands, handle_files
 from .extract_firewall import handle_firewall
@@ -21,6 +21,8 @@ from .extract_settings import (handle_format, handle_hostname, handle_keyboard, 
 from .extract_software import ALIAS_RES, handle_services, handle_software
 from .extract_users import handle_users, is_user_clause
 from .reading import ACTION_START, POLITE, QUESTION, TEST_START, Clause, Ctx, correct_typos, is_remove
+from .intents import rewrite_intent
+from .nearby import out_of_scope
 from .text import protect, split_clauses
 
 
@@ -65,6 +67,10 @@ def process_clause(ctx: Ctx, c: Clause, asked: bool) -> None:
     body = c.s.strip()
     if not body:
         return
+    reason = out_of_scope(body)
+    if reason:
+        ctx.refused.append(reason)
+        return
     if (QUESTION.match(body) and not TEST_START.match(body)) or (asked and not ACTION_START.match(body)):
         return handle_question(ctx, c)
     if TEST_START.match(body) or re.search(r"\bshould\s+(?:be\s+)?(?:answer|respond|serve|boot|be\s+running|be\s+up|"
@@ -92,6 +98,8 @@ def process_clause(ctx: Ctx, c: Clause, asked: bool) -> None:
         return handle_software(ctx, c, removing=True)
     if handle_replace(ctx, c):
         return
+    if handle_config(ctx, c):
+        return
     removing = is_remove(c)
     if is_user_clause(c, ctx):
         handle_users(ctx, c)
@@ -110,9 +118,14 @@ def process_clause(ctx: Ctx, c: Clause, asked: bool) -> None:
     handle_software(ctx, c, removing=removing)
 
 
-def interpret(message: str, recipe: dict, index_for: Callable = get_index, history: list[str] | None = None) -> Ctx:
-    ctx = Ctx(recipe, index_for, protect(message), history)
+def interpret(message: str, recipe: dict, index_for: Callable, history: list[str] | None = None,
+              versions: dict[int, dict] | None = None, last_reply: str = "") -> Ctx:
+    ctx = Ctx(recipe, index_for, protect(message), history, versions, last_reply)
     correct_typos(ctx)
+    ctx.wants_access = bool(re.search(r"\b(?:open|opened|reachable|accessible|allow|allowed|expose|exposed|reach|from\s+outside|"
+                                      r"from\s+the\s+(?:lan|network|internet))\b", ctx.protected.text.lower()))
+    if rewrite_intent(ctx):
+        return ctx
     for text, asked in split_clauses(ctx.protected.text):
         process_clause(ctx, Clause(text), asked)
     return ctx

@@ -52,6 +52,16 @@ def handle_tests(ctx: Ctx, c: Clause) -> None:
                            "\"make sure port 22 is open\" or \"make sure nginx answers on http://localhost/\".")
 
 
+def _port_open(ctx: Ctx, item: str, port: int, proto: str) -> bool:
+    """"make sure port 6379 is open": a port test, and the port opened when the firewall is on (that is
+    what the person asked for); "... is closed/blocked" only tests."""
+    ok = ctx.apply({"op": "add_test", "type": "port_open", "params": {"port": port, "protocol": proto}})
+    wanted_open = re.search(r"\b(?:open|reachable|accessible|allowed|listening|exposed)\b", item)
+    if ok and wanted_open and ctx.recipe["firewall"]["enabled"] and f"{port}/{proto}" not in ctx.recipe["firewall"]["allow"]:
+        ctx.apply({"op": "open_ports", "ports": [f"{port}/{proto}"]})
+    return ok
+
+
 def _one_test(ctx: Ctx, item: str) -> bool:
     if not item:
         return False
@@ -91,7 +101,7 @@ def _one_test(ctx: Ctx, item: str) -> bool:
     if pm:
         port = int(pm.group(1) or pm.group(4))
         proto = pm.group(2) or pm.group(3) or pm.group(5) or "tcp"
-        return ctx.apply({"op": "add_test", "type": "port_open", "params": {"port": port, "protocol": proto}})
+        return _port_open(ctx, item, port, proto)
     um = re.search(r"\buser\s+([a-z_][a-z0-9_-]*)", item)
     if um:
         params = {"user": um.group(1)}
