@@ -18,8 +18,10 @@ from typing import Callable, Mapping
 from app.engine.recipe import validate_recipe
 
 from .answers import CAPABILITIES
+from .llm import LLMPlanner
 from .nearby import not_understood
 from .operations import OPERATION_TOOLS, apply_operations
+from .result import PlanResult
 from .wording import human_list
 
 log = logging.getLogger("kiln.planner")
@@ -46,15 +48,6 @@ class PlannerSettings:
             raise ValueError(f"KILN_LLM_TIMEOUT must be a number of seconds, got {timeout!r}") from None
         return cls(llm_url=(config.get("KILN_LLM_URL") or "").strip(), llm_model=(config.get("KILN_LLM_MODEL") or "").strip(),
                    llm_api_key=config.get("KILN_LLM_API_KEY") or "", llm_timeout=timeout)
-
-
-@dataclass
-class PlanResult:
-    operations: list[dict]
-    recipe: dict
-    reply: str
-    changed: bool
-    refused: list[str] = field(default_factory=list)
 
 
 def plan(message: str, recipe: dict, *, index_for: Callable, history: list[dict] | None = None,
@@ -128,7 +121,5 @@ def get_planner(settings: PlannerSettings, *, index_for: Callable):
     builtin = BuiltinPlanner(index_for)
     if not (settings.llm_url and settings.llm_model):
         return builtin
-    from .llm import LLMPlanner
-
     return LLMPlanner(settings.llm_url, settings.llm_model, api_key=settings.llm_api_key or None,
                       timeout=settings.llm_timeout, fallback=builtin, index_for=index_for)

@@ -15,7 +15,7 @@ import requests
 
 from app.engine.recipe import dump_yaml, validate_recipe
 
-from . import PlanResult
+from .result import PlanResult
 from .operations import OPERATION_TOOLS, apply_operations
 from .passwords import hash_password
 from .roles import ROLES

@@ -21,11 +21,12 @@ def _push_request_context():
 
 
 @pytest.fixture(scope="session")
-def package_indexes():
-    """The chat planner reads the real Debian package index; load it once."""
+def package_indexes(app):
+    """The chat planner reads the real Debian package index (the app's engine settings); load it once."""
     from app.engine.packages import get_index
+    from app.engine.settings import EngineSettings
 
-    assert get_index("trixie").exists("openssh-server")
+    assert get_index("trixie", EngineSettings.from_config(app.config)).exists("openssh-server")
 
 
 class Workspace:
