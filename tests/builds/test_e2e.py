@@ -182,16 +182,19 @@ def test_sigkill_worker_is_lost_and_retried_then_cancel_leaves_no_process(client
              and api.get(f"/api/builds/{build_id}/logs").json["nextAfter"] > 3, 300, "the build to run", interval=2)
     first.kill(signal.SIGKILL)
     killed_at = time.monotonic()
+    # Reads never reap: well past the heartbeat's TTL the API still shows what the database says.
+    time.sleep(10)
+    assert (lambda b: (b["status"], b["attempt"]))(api.get(f"/api/builds/{build_id}").json) == ("building", 1)
+
+    # The next worker to start reclaims what the dead one left (no process, mount or temp tree of it
+    # remains), reaps the lost attempt as worker_lost and runs attempt 2.
+    start_worker("rescue-worker")
     lost = wait_for(lambda: (lambda b: b if b["attempt"] == 2 else None)(api.get(f"/api/builds/{build_id}").json),
                     300, "worker_lost to be detected")
     assert time.monotonic() - killed_at < 300
-    assert lost["status"] == "queued" and lost["failureCode"] == "worker_lost", (
-        lost["attempts"][0]["failureReason"], [line["message"] for line in api.get(f"/api/builds/{build_id}/logs").json["lines"]][-30:])
+    assert lost["status"] in ("queued", "building", "testing"), lost
     assert lost["attempts"][0]["failureCode"] == "worker_lost" and lost["attempts"][0]["worker"] == "doomed-worker"
     assert lost["attempts"][0]["failureClass"] == "infrastructure"
-
-    start_worker("rescue-worker")
-    # Starting, it reclaims what the dead worker left: no process, mount or temp tree of it remains.
     doomed_scratch = engine_data_dir / "workers" / "doomed-worker"
     wait_for(lambda: not doomed_scratch.exists() and not _procs_under(doomed_scratch), 120,
              "the rescue worker to reclaim the dead worker's scratch")
