@@ -115,10 +115,14 @@ def list_latencies(port: int, token: str, n: int, concurrency: int = 4) -> tuple
     lock = threading.Lock()
 
     def worker(count: int) -> None:
+        starved = 0
         for _ in range(count):
             t = timed_get(port, "/api/builds", token)
             with lock:
                 results.append(t)
+            starved = starved + 1 if t is None else 0
+            if starved >= 3:  # the server does not answer at all: each further try would only wait TIMEOUT again
+                return
 
     threads = [threading.Thread(target=worker, args=(n // concurrency,)) for _ in range(concurrency)]
     for t in threads:
@@ -177,6 +181,15 @@ class Streams:
             conn.close()
 
 
+def _stop(web: subprocess.Popen) -> None:
+    web.send_signal(signal.SIGQUIT)  # gunicorn's quick stop: open streams would hold a graceful one
+    try:
+        web.wait(15)
+    except subprocess.TimeoutExpired:
+        web.kill()
+        web.wait()
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -204,7 +217,7 @@ def bench(kind: str, builds: int, streams: int, requests: int) -> dict:
             [str(ROOT / ".venv/bin/gunicorn"), "--worker-class", "gthread", "--threads", "16", "--workers", "1",
              "--bind", f"127.0.0.1:{port}", "--timeout", "120", "wsgi:app"],
             cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        stack.callback(lambda: (web.send_signal(signal.SIGQUIT), web.wait(60)))  # quick stop: streams are open
+        stack.callback(_stop, web)
         deadline = time.time() + 60
         while timed_get(port, "/api/health", token) is None:
             if time.time() > deadline or web.poll() is not None:
@@ -231,6 +244,8 @@ def bench(kind: str, builds: int, streams: int, requests: int) -> dict:
 
 
 def main() -> int:
+    # A SIGTERM (timeout, Ctrl-C in make) unwinds the ExitStacks, so no web server, Redis or PostgreSQL is left behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--builds", type=int, default=10_000)

@@ -46,7 +46,7 @@ class User(IdMixin, TimestampMixin, UserMixin, db.Model):
         return hashlib.sha256(self.password_hash.encode()).hexdigest()[:16]
 
     def get_id(self) -> str:
-        # flask-login keeps this in the session and the remember-me cookie; see load_session_user.
+        # flask-login keeps this in the session and the remember-me cookie; by_session_id reads it back.
         return f"{self.id}:{self.password_fingerprint}"
 
     @classmethod

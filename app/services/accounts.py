@@ -244,6 +244,7 @@ def totp_begin(user: User, issuer: str = "Kiln") -> dict:
     if user.totp_enabled:
         raise Conflict("Two-factor authentication is already enabled")
     user.totp_secret = pyotp.random_base32()
+    user.totp_last_step = None  # steps used with an earlier secret say nothing about this one
     uri = pyotp.TOTP(user.totp_secret).provisioning_uri(name=user.email, issuer_name=issuer)
     return {"secret": user.totp_secret, "otpauthUrl": uri}
 
