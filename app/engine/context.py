@@ -81,6 +81,3 @@ class BuildContext:
                              user_error=user_error) from None
         except FileNotFoundError as err:
             raise BuildError(self.stage, f"required tool not found: {err.filename}") from None
-
-    def chroot(self, root: Path, script: str, **kw) -> tuple[int, list[str]]:
-        return self.run(["chroot", str(root), "/bin/sh", "-ec", script], **kw)
