@@ -1,15 +1,10 @@
 """Marshmallow bases: camelCase on the wire, unknown fields refused by name, list envelopes."""
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 
 import marshmallow as ma
-from flask import current_app, has_app_context
-from marshmallow import EXCLUDE, RAISE, fields, post_dump, validate
-
-log = logging.getLogger(__name__)
-
+from marshmallow import EXCLUDE, RAISE, fields, validate
 
 def camelcase(name: str) -> str:
     head, *rest = name.split("_")
@@ -34,32 +29,6 @@ class QueryArgs(CamelSchema):
 class PaginationArgs(QueryArgs):
     page = fields.Integer(load_default=1, validate=validate.Range(min=1))
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
-
-
-class BodySchema(CamelSchema):
-    """Describes a body a serializer already wrote in wire form (camelCase keys, ISO timestamps).
-
-    On its way out: the build answers still hand such dicts over (their schemas are moving to dumping the
-    models, as CamelSchema subclasses do everywhere else). It reads the camelCase keys and gives the body
-    back untouched; a body it does not describe exactly fails the request under TESTING, and is logged in
-    production.
-    """
-
-    def on_bind_field(self, field_name, field_obj):
-        super().on_bind_field(field_name, field_obj)
-        if field_obj.attribute is None:
-            field_obj.attribute = field_obj.data_key
-
-    @post_dump(pass_original=True)
-    def _body_unchanged(self, data, original, **kwargs):
-        if data != original:
-            missing = sorted(set(original) - set(data)) if isinstance(original, dict) else []
-            message = (f"{type(self).__name__} does not describe the body it documents"
-                       + (f" (keys it lacks: {', '.join(missing)})" if missing else " (a field changes a value)"))
-            if has_app_context() and current_app.testing:
-                raise ValueError(message)
-            log.warning(message)
-        return original
 
 
 class Augmented:

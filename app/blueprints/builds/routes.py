@@ -12,6 +12,7 @@ from app.http.auth import authorize, current_actor, permission_required, resolve
 from app.http.blueprint import ApiBlueprint
 from app.http.errors import error_response
 from app.http.pagination import paginate
+from app.http.schemas import page_envelope
 from app.services.builds import files, lifecycle, logs, reads
 from app.services.errors import DomainError, NotFound
 
@@ -98,8 +99,7 @@ def list_builds(args):
                               conversation_id=args["conversation_id"], sort_by=args["sort_by"],
                               sort_order=args["sort_order"])
     rows, total = paginate(query, args["page"], args["limit"])
-    return {"builds": rows, "total_count": total, "page": args["page"], "limit": args["limit"],
-            "has_more": args["page"] * args["limit"] < total}
+    return page_envelope("builds", rows, total, args["page"], args["limit"])
 
 
 @build_view("/<build_id>", schema=BuildDetailSchema, description="The build with its stages and artifacts")

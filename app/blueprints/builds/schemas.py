@@ -8,7 +8,7 @@ from webargs.fields import DelimitedList
 
 from app.engine.recipe import FORMATS
 from app.extensions import db
-from app.http.schemas import CamelSchema, PaginationArgs, QueryArgs, Timestamp
+from app.http.schemas import CamelSchema, PaginationArgs, QueryArgs, Timestamp, page_schema
 from app.models import RecipeVersion
 from app.models.builds import BUILD_STATUSES
 from app.services.builds.reads import TEST_RUN_STATUS
@@ -178,14 +178,7 @@ class BuildDetailSchema(BuildSchema):
     artifacts = fields.List(fields.Nested(ArtifactSchema))
 
 
-class BuildPageSchema(CamelSchema):
-    """The list envelope (API.md): the builds of the page, and where the page is."""
-
-    builds = fields.List(fields.Nested(BuildSchema))
-    total_count = fields.Integer()
-    page = fields.Integer()
-    limit = fields.Integer()
-    has_more = fields.Boolean()
+BuildPageSchema = page_schema("BuildPageSchema", "builds", BuildSchema)
 
 
 class BuildProgressSchema(CamelSchema):
