@@ -89,14 +89,19 @@ class Workspace:
             alice = db.session.get(User, self.user.id)
             org = db.session.get(Organization, self.org_id)
             actor = Actor(user=alice)
-            chat = conversations.post_message(actor, org, None, "Create a Debian server with SSH and Docker")
-            conv = chat.conversation
+            planner = conversations.chat_planner(self.app.config)
+
+            def say(conversation, text):
+                turn = conversations.start_turn(actor, org, conversation, text)
+                return conversations.finish_turn(actor, turn, conversations.plan_turn(turn, planner))
+
+            conv = say(None, "Create a Debian server with SSH and Docker").conversation
             for text in ("add nginx and open port 80 and 443", "add a user carol in the sudo group",
                          "set the hostname to edge-1 and the timezone to Europe/Amsterdam"):
-                conversations.post_message(actor, org, conv, text)
+                say(conv, text)
             self.conversation_id = conv.id
             long = conversations.create_conversation(actor, org, LONG_NAME)
-            conversations.post_message(actor, org, long, "install wireguard-tools nftables and htop")
+            say(long, "install wireguard-tools nftables and htop")
             self.long_conversation_id = long.id
             for name in ("CI runner image", "Kiosk for the front desk", "Postgres replica"):
                 conversations.create_conversation(actor, org, name)
