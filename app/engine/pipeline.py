@@ -10,7 +10,6 @@ import os
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -22,6 +21,7 @@ from .evidence import installed_packages, make_sbom, now_iso, sha256_file, write
 from .formats import BUILDERS, artifact_name, kernel_files
 from .fsutil import remove_tree
 from .packages import IndexUnavailable, get_index
+from .result import Artifact, BuildResult
 from .recipe import BOOTABLE_FORMATS, FORMATS, RecipeError, recipe_hash, validate_recipe
 from .sandbox import Sandbox
 from .settings import EngineSettings
@@ -38,25 +38,6 @@ STAGES: list[tuple[str, str]] = [
     ("evidence", "Evidence Collector"),
 ]
 STAGE_START = {"resolve": 0, "bootstrap": 5, "configure": 55, "package": 70, "evidence": 95}
-
-
-@dataclass
-class Artifact:
-    kind: str
-    path: Path
-    size: int
-    sha256: str
-
-    def to_dict(self) -> dict:
-        return {"kind": self.kind, "filename": self.path.name, "size": self.size, "sha256": self.sha256}
-
-
-@dataclass
-class BuildResult:
-    artifacts: list[Artifact]
-    manifest: dict
-    cached: bool
-    stage_timings: dict[str, float] = field(default_factory=dict)
 
 
 def normalize_formats(recipe: dict, formats: list[str] | str | None) -> list[str]:

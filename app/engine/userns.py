@@ -29,6 +29,7 @@ from typing import Callable
 
 from . import process
 from .context import BuildCancelled, BuildError, BuildEvents, BuildTimeout
+from .result import Artifact, BuildResult
 from .settings import EngineSettings
 
 # --mount-proc: the build sandbox (bwrap) inside looks its children up in /proc by the pids of this namespace.
@@ -215,8 +216,6 @@ def build_in_user_namespace(recipe: dict, out_dir: Path, formats: list[str], *, 
                             cancel: threading.Event, deadline: float | None, settings: EngineSettings,
                             inspect: Callable[[Path], None] | None):
     """Run pipeline.build in a child inside a fresh user namespace; same results and errors as in-process."""
-    from .pipeline import Artifact, BuildResult
-
     probe(settings)
     env = _env()
     env["PYTHONPATH"] = str(REPO_ROOT) + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -231,7 +230,7 @@ def build_in_user_namespace(recipe: dict, out_dir: Path, formats: list[str], *, 
     state = {"stage": "resolve", "final": None}
     inspections: queue.Queue[str] = queue.Queue()
     try:
-        proc = subprocess.Popen([*UNSHARE, sys.executable, "-m", "app.engine.userns"], stdin=subprocess.PIPE,
+        proc = subprocess.Popen([*UNSHARE, sys.executable, "-m", "app.engine.userns_child"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)
     except OSError as err:
@@ -334,93 +333,3 @@ def _run_inspect(inspect: Callable[[Path], None] | None, pid: int, path: str) ->
     except Exception as err:
         return {"control": "inspected", "error": {"build_error": False, "reason": str(err)}}
     return {"control": "inspected", "error": None}
-
-
-# ---- inner side (python -m app.engine.userns, started inside the namespace) ----------------
-
-class _PipeEvents(BuildEvents):
-    def __init__(self, write: Callable[[dict], None]):
-        self.write = write
-
-    def log(self, stage: str, level: str, message: str) -> None:
-        self.write({"kiln": "log", "stage": stage, "level": level, "message": message})
-
-    def progress(self, stage: str, percent: int, message: str = "") -> None:
-        self.write({"kiln": "progress", "stage": stage, "percent": percent, "message": message})
-
-    def stage(self, stage: str, status: str) -> None:
-        self.write({"kiln": "stage", "stage": stage, "status": status})
-
-
-class _InspectFailed(Exception):
-    pass
-
-
-def _child_main() -> int:
-    from .pipeline import build
-
-    out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
-    sys.stdout = sys.stderr  # stray prints must not corrupt the protocol
-    lock = threading.Lock()
-
-    def write(message: dict) -> None:
-        with lock:
-            out.write(json.dumps(message) + "\n")
-            out.flush()
-
-    request = json.loads(sys.stdin.readline())
-    cancel = threading.Event()
-    replies: queue.Queue[dict] = queue.Queue()
-
-    def control() -> None:
-        for line in sys.stdin:
-            try:
-                msg = json.loads(line)
-            except ValueError:
-                continue
-            if msg.get("control") == "cancel":
-                cancel.set()
-            elif msg.get("control") == "inspected":
-                replies.put(msg)
-        cancel.set()  # the outer process is gone: stop and clean up
-
-    threading.Thread(target=control, daemon=True).start()
-
-    def inspect(tree: Path) -> None:
-        write({"kiln": "inspect", "path": str(tree)})
-        while True:
-            try:
-                reply = replies.get(timeout=0.2)
-                break
-            except queue.Empty:
-                if cancel.is_set():
-                    raise BuildCancelled("configure") from None
-        err = reply["error"]
-        if err is None:
-            return
-        if err["build_error"]:
-            raise BuildError(err["stage"], err["reason"], user_error=err["user_error"])
-        raise _InspectFailed(err["reason"])
-
-    values = dict(request["settings"])
-    for f in fields(EngineSettings):
-        if f.name in ("data_dir", "scratch_dir") and values.get(f.name) is not None:
-            values[f.name] = Path(values[f.name])
-    settings = EngineSettings(**values)
-    try:
-        result = build(request["recipe"], Path(request["out_dir"]), request["formats"], events=_PipeEvents(write),
-                       cancel=cancel, timeout=request["timeout"], settings=settings,
-                       inspect=inspect if request["inspect"] else None)
-    except BuildError as err:
-        write({"kiln": "error", "type": type(err).__name__, "stage": err.stage, "reason": err.reason,
-               "user_error": err.user_error})
-        return 1
-    write({"kiln": "result", "result": {
-        "artifacts": [{"kind": a.kind, "path": str(a.path), "size": a.size, "sha256": a.sha256}
-                      for a in result.artifacts],
-        "manifest": result.manifest, "cached": result.cached, "stage_timings": result.stage_timings}})
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_child_main())
