@@ -25,12 +25,17 @@ def link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
+# Bump when what the engine makes of a recipe changes (the sandbox, the kernel command line, ...): a result
+# cached by an older engine is not the image this one would build, so it must not be served for it.
+RESULT_REVISION = 2
+
+
 class ResultCache:
     def __init__(self, settings: EngineSettings):
         self.root = settings.cache_dir / "results"
 
     def entry(self, recipe_hash: str, fmt: str) -> Path:
-        return self.root / f"{recipe_hash}-{fmt}"
+        return self.root / f"{recipe_hash}-{fmt}-r{RESULT_REVISION}"
 
     def lookup(self, recipe_hash: str, formats: list[str]) -> dict[str, dict] | None:
         """All requested formats' entries, or None if any is missing."""
