@@ -221,6 +221,29 @@ def test_test_results_shape(client, auth_headers, builds, org_id, app):
 
 
 
+def test_a_boot_the_emulator_failed_twice_is_not_blamed_on_the_image(app, builds, org_id):
+    """The runner's `boots` error (two fresh VMs died before init in different ways, or QEMU failed twice)
+    is an infrastructure failure of the attempt; a boot that failed the same way twice is the image's."""
+    from app.extensions import db
+    from app.models import TestCase, TestRun
+    from app.services.builds.run import emulator_failure
+
+    build_id = builds.create(org_id, status="succeeded", image=b"iso")
+    with app.app_context():
+        runs = {}
+        for result in ("error", "failed"):
+            run = TestRun(build_id=build_id, status="failed", kind="default")
+            db.session.add(run)
+            db.session.flush()
+            db.session.add(TestCase(test_run_id=run.id, position=0, description="Boot verification", status="failed",
+                                    duration=9.0, assertions=[{"type": "boots", "params": {}, "result": result,
+                                                               "message": f"boot {result}: QEMU was killed"}]))
+            runs[result] = run
+        db.session.commit()
+        assert emulator_failure(runs["error"]) == "boot error: QEMU was killed"
+        assert emulator_failure(runs["failed"]) is None
+
+
 def test_failure_callback_never_overwrites_finished_or_newer_attempts(app, builds, org_id):
     from rq.job import Job
     from rq.serializers import JSONSerializer

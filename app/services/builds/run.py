@@ -373,6 +373,10 @@ def _test_phase(build: Build, attempt: int, worker_name: str, cancel: threading.
     if outcome == "error":
         return fail_attempt(build, attempt, f"The image tests could not run: {run.error}",
                             failure_class="infrastructure", code="test_error", stage="test", retryable=True)
+    emulator = emulator_failure(run)
+    if emulator is not None:
+        return fail_attempt(build, attempt, f"The test VM could not boot the image: {emulator}"[:2000],
+                            failure_class="infrastructure", code="test_error", stage="test", retryable=True)
     set_stage(build, attempt, "test", "succeeded" if outcome == "passed" else "failed")
     if outcome == "failed":
         failures = [f"{c.description}: " + "; ".join(a.get("message") or a.get("type", "") for a in c.assertions
@@ -381,6 +385,17 @@ def _test_phase(build: Build, attempt: int, worker_name: str, cancel: threading.
         return fail_attempt(build, attempt, "Image tests failed: " + " | ".join(failures)[:2000],
                             failure_class="user_error", code="tests_failed", stage="test")
     return "succeeded" if succeed(build, attempt) else "skipped"
+
+
+def emulator_failure(run: TestRun) -> str | None:
+    """The boot check's message when it ended in `error`: the guest died before its init system on two fresh
+    VMs in different ways, or QEMU itself failed both times. That points at the emulator or the host, not at
+    the recipe, so the attempt is an infrastructure failure (retried), not the image's test failure."""
+    for case in run.cases:
+        for assertion in case.assertions or []:
+            if assertion.get("type") == "boots" and assertion.get("result") == "error":
+                return assertion.get("message") or "the emulator failed"
+    return None
 
 
 def execute_tests(build: Build, run: TestRun, worker_name: str, *, include_defaults: bool,
