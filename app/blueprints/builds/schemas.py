@@ -260,6 +260,15 @@ class TestRunSchema(CamelSchema):
     console_log = fields.Function(lambda run: (run.result or {}).get("consoleLog") is not None,
                                   metadata={"type": "boolean",
                                             "description": "A console log of the test boot was kept"})
+    boot_retries = fields.Function(lambda run: (run.result or {}).get("bootRetries", 0),
+                                   metadata={"type": "integer",
+                                             "description": "Fresh VMs the boot check needed beyond the first: a guest "
+                                                            "that died before its init system is booted once more"})
+    boot_attempts = fields.Function(lambda run: [{k: v for k, v in a.items() if k != "consoleLog"}
+                                                 for a in (run.result or {}).get("bootAttempts", [])],
+                                    metadata={"type": "array", "items": {"type": "object"},
+                                              "description": "Each boot of the check: number, outcome, reason, "
+                                                             "seconds and the console's last lines"})
     tests = fields.List(fields.Nested(TestCaseSchema), attribute="cases")
 
 
