@@ -52,9 +52,8 @@ def test_guest_reaches_its_own_services_but_not_the_host(built_artifacts, tmp_pa
         {"type": "command_succeeds", "params": {"command": f"timeout 10 bash -c 'echo hi > /dev/tcp/10.0.2.2/{port}'"}},
         {"type": "command_succeeds", "params": {"command": "timeout 10 bash -c 'echo hi > /dev/tcp/10.0.2.3/53'"}},
     ]
-    results, _, _ = boot_and_check(built_artifacts["iso"], "iso", checks, work_dir=tmp_path,
-                                   boot_timeout=BOOT_TIMEOUT)
-    boots, ssh, motd, host, dns = results
+    run = boot_and_check(built_artifacts["iso"], "iso", checks, work_dir=tmp_path, boot_timeout=BOOT_TIMEOUT)
+    boots, ssh, motd, host, dns = run.results
     assert boots.result == "passed", boots.message
     assert ssh.result == "passed", ssh.message
     assert motd.result == "passed", motd.message
