@@ -30,10 +30,15 @@ def test_webhook_pages_full_and_fragments(client, user, receiver, allow_private,
     assert receiver.url() in frag
     assert secret not in client.get("/webhooks").data.decode()  # shown once
 
-    bad = client.post("/webhooks", data={"url": "gopher://x", "events": ["build.completed"]}, headers=HX).data.decode()
-    assert "url: must be an http" in bad
+    # A refused htmx form answers its real status with the partial that owns the form, the error inside.
+    bad = client.post("/webhooks", data={"url": "gopher://x", "events": ["build.completed"]}, headers=HX)
+    assert bad.status_code == 400 and bad.data.decode().lstrip().startswith('<div id="webhooks"')
+    assert "url: must be an http" in bad.data.decode()
 
     webhook_id = re.search(r'data-webhook="([0-9a-f-]+)"', frag).group(1)
+    unknown = client.post(f"/webhooks/{webhook_id}/frobnicate", headers=HX)
+    assert unknown.status_code == 400 and "Unknown webhook action" in unknown.data.decode()
+    assert unknown.data.decode().lstrip().startswith('<div id="webhooks"')
     resp = client.post(f"/webhooks/{webhook_id}/ping", headers=HX)
     assert "Ping queued." in resp.data.decode()
     run_webhook_jobs()

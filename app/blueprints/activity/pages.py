@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from flask import Blueprint, render_template, request
-from flask_login import login_required
 from marshmallow import ValidationError
 
-from app.http.auth import permission_required, resolve_org
+from app.http.auth import page_permission, resolve_org
+from app.http.htmx import is_htmx
 from app.http.pagination import paginate
 from app.services import activity as service
 from app.services.errors import ValidationFailed
@@ -15,13 +15,6 @@ from .schemas import ActivityQueryArgs
 
 bp = Blueprint("activity_pages", __name__)
 PAGE_SIZE = 50
-
-
-def page_permission(permission: str):
-    def decorator(fn):
-        return login_required(permission_required(permission)(fn))
-
-    return decorator
 
 
 def _args() -> dict:
@@ -44,8 +37,7 @@ def index():
     ctx = {"org": org, "records": rows, "total": total, "page": args["page"],
            "has_more": args["page"] * PAGE_SIZE < total, "query": query, "args": args,
            "choices": service.filter_choices(org)}
-    htmx = request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request")
-    template = "activity/_table.html" if htmx else "activity/index.html"
+    template = "activity/_table.html" if is_htmx() else "activity/index.html"
     return render_template(template, **ctx), 200, {"Vary": "HX-Request"}
 
 

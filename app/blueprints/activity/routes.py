@@ -6,6 +6,7 @@ from flask import Response, stream_with_context
 from app.http.auth import permission_required, resolve_org
 from app.http.blueprint import ApiBlueprint
 from app.http.pagination import paginate
+from app.http.schemas import page_envelope
 from app.services import activity as service
 
 from .schemas import ActivityFilterArgs, ActivityPageSchema, ActivityQueryArgs, ActivityStatsSchema
@@ -36,8 +37,7 @@ def list_activity(args):
     if args["format"] == "csv":
         return csv_response(org, filters_of(args))
     rows, total = paginate(service.records(org, **filters_of(args)), args["page"], args["limit"])
-    return {"records": rows, "total_count": total, "page": args["page"], "limit": args["limit"],
-            "has_more": args["page"] * args["limit"] < total}
+    return page_envelope("records", rows, total, args["page"], args["limit"])
 
 
 @blp.route("/stats", methods=["GET"])

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from marshmallow import ValidationError, fields, validate
 from webargs.fields import DelimitedList
 
-from app.http.schemas import CamelSchema, PaginationArgs, QueryArgs, Timestamp
+from app.http.schemas import CamelSchema, PaginationArgs, QueryArgs, Timestamp, page_schema
 
 
 class DateOrDateTime(fields.Field):
@@ -48,12 +48,7 @@ class ActivityRecordSchema(CamelSchema):
     created_at = Timestamp()
 
 
-class ActivityPageSchema(CamelSchema):
-    records = fields.List(fields.Nested(ActivityRecordSchema))
-    total_count = fields.Integer()
-    page = fields.Integer()
-    limit = fields.Integer()
-    has_more = fields.Boolean()
+ActivityPageSchema = page_schema("ActivityPageSchema", "records", ActivityRecordSchema)
 
 
 class ActionCountSchema(CamelSchema):

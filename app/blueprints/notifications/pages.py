@@ -7,10 +7,11 @@ KILN_NOTIFICATION_POLL_SECONDS, and at once when a page answers with the `kiln:n
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from app.extensions import db
-from app.http.auth import user_required
+from app.http.auth import page_permission, user_required
+from app.http.htmx import is_htmx
 from app.http.pagination import paginate
 from app.models.notifications import NOTIFICATION_KINDS
 from app.services import notifications as service
@@ -19,10 +20,6 @@ from app.services.errors import DomainError
 bp = Blueprint("notification_pages", __name__)
 PAGE_SIZE = 25
 CHANGED = {"HX-Trigger": "kiln:notifications"}
-
-
-def page_login(fn):
-    return login_required(user_required(fn))
 
 
 @bp.app_context_processor
@@ -34,10 +31,6 @@ def _bell():
     return {"unread_notifications": unread_notifications, "notification_kinds": NOTIFICATION_KINDS,
             "notification_preferences": lambda: service.email_preferences(current_user.id),
             "notification_poll_seconds": lambda: current_app.config["KILN_NOTIFICATION_POLL_SECONDS"]}
-
-
-def _is_htmx() -> bool:
-    return bool(request.headers.get("HX-Request"))
 
 
 def _inbox_context(**extra) -> dict:
@@ -57,33 +50,37 @@ def _prefs_context(**extra) -> dict:
 
 
 @bp.route("/notifications")
-@page_login
+@page_permission()
+@user_required
 def index():
     ctx = {**_inbox_context(), **_prefs_context()}
-    if _is_htmx() and not request.headers.get("HX-History-Restore-Request"):
+    if is_htmx():
         return render_template("notifications/_list.html", **ctx), 200, {"Vary": "HX-Request"}
     return render_template("notifications/index.html", **ctx), 200, {"Vary": "HX-Request"}
 
 
 @bp.route("/notifications/bell")
-@page_login
+@page_permission()
+@user_required
 def bell():
     return render_template("notifications/_bell.html")
 
 
 @bp.route("/notifications/read-all", methods=["POST"])
-@page_login
+@page_permission()
+@user_required
 def read_all():
     service.read_all(current_user)
     db.session.commit()
-    if _is_htmx():
+    if is_htmx():
         return render_template("notifications/_list.html", **_inbox_context()), 200, CHANGED
     flash("All notifications marked read.", "success")
     return redirect(url_for(".index"))
 
 
 @bp.route("/notifications/<notification_id>/open", methods=["POST"])
-@page_login
+@page_permission()
+@user_required
 def open_notification(notification_id):
     """Mark read and go where it points (a plain form, so it works without JavaScript)."""
     row = service.mark(current_user, notification_id, read=True)
@@ -92,13 +89,15 @@ def open_notification(notification_id):
 
 
 @bp.route("/notifications/preferences")
-@page_login
+@page_permission()
+@user_required
 def preferences():
     return render_template("notifications/_preferences.html", **_prefs_context())
 
 
 @bp.route("/notifications/preferences", methods=["POST"])
-@page_login
+@page_permission()
+@user_required
 def save_preferences():
     chosen = set(request.form.getlist("email"))
     try:
@@ -106,11 +105,11 @@ def save_preferences():
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
-        if _is_htmx():
-            return render_template("notifications/_preferences.html", **_prefs_context(error=exc.message))
+        if is_htmx():
+            return render_template("notifications/_preferences.html", **_prefs_context(error=exc.message)), exc.status
         flash(exc.message, "error")
         return redirect(url_for(".index"))
-    if _is_htmx():
+    if is_htmx():
         return render_template("notifications/_preferences.html", **_prefs_context(notice="Preferences saved."))
     flash("Preferences saved.", "success")
     return redirect(request.form.get("next") or url_for(".index"))

@@ -5,6 +5,7 @@ from app.extensions import db
 from app.http.auth import current_principal, user_required
 from app.http.blueprint import ApiBlueprint
 from app.http.pagination import paginate
+from app.http.schemas import page_envelope
 from app.services import notifications as service
 
 from .schemas import (NotificationPageSchema, NotificationQueryArgs, NotificationSchema, NotificationUpdateSchema,
@@ -26,8 +27,8 @@ def _me():
 def list_notifications(args):
     me = _me()
     rows, total = paginate(service.notifications_of(me, unread_only=args["unread"]), args["page"], args["limit"])
-    return {"notifications": rows, "unread_count": service.unread_count(me), "total_count": total,
-            "page": args["page"], "limit": args["limit"], "has_more": args["page"] * args["limit"] < total}
+    return {**page_envelope("notifications", rows, total, args["page"], args["limit"]),
+            "unreadCount": service.unread_count(me)}
 
 
 @blp.route("/unread-count", methods=["GET"])

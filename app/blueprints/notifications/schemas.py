@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import fields
 
-from app.http.schemas import CamelSchema, PaginationArgs, Timestamp
+from app.http.schemas import CamelSchema, PageSchema, PaginationArgs, Timestamp
 from app.models.notifications import NOTIFICATION_KINDS
 
 
@@ -26,13 +26,11 @@ class NotificationSchema(CamelSchema):
     created_at = Timestamp()
 
 
-class NotificationPageSchema(CamelSchema):
+class NotificationPageSchema(PageSchema):
+    """The list envelope, plus how many are unread across all pages."""
+
     notifications = fields.List(fields.Nested(NotificationSchema))
     unread_count = fields.Integer()
-    total_count = fields.Integer()
-    page = fields.Integer()
-    limit = fields.Integer()
-    has_more = fields.Boolean()
 
 
 class UnreadCountSchema(CamelSchema):

@@ -2,17 +2,15 @@
 from __future__ import annotations
 
 from flask import Blueprint, render_template, request
-from flask_login import login_required
 
-from app.http.auth import current_principal, permission_required, resolve_org
+from app.http.auth import current_principal, page_permission, resolve_org
 from app.services import search as service
 
 bp = Blueprint("search_pages", __name__)
 
 
 @bp.route("/search")
-@login_required
-@permission_required("org:read")
+@page_permission("org:read")
 def index():
     q = (request.args.get("q") or "").strip()
     hits = []

@@ -1,15 +1,15 @@
 """Webhook pages (org admins): endpoints with a create form (secret shown once), and an endpoint's delivery log.
 
 Every POST works as a plain form (redirect back with a flash) and as htmx (the partial that owns the
-changed element comes back, with any error shown inside it, since htmx 2 does not swap 4xx answers).
+changed element comes back; a refused change answers its real 4xx status with the error inside that partial).
 """
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import login_required
 
 from app.extensions import db
-from app.http.auth import current_actor, permission_required, resolve_org
+from app.http.auth import current_actor, page_permission, resolve_org
+from app.http.htmx import is_htmx
 from app.http.pagination import paginate
 from app.models.webhooks import WEBHOOK_EVENTS
 from app.services import webhooks as service
@@ -17,17 +17,6 @@ from app.services.errors import DomainError, ValidationFailed
 
 bp = Blueprint("webhook_pages", __name__)
 PAGE_SIZE = 25
-
-
-def page_permission(permission: str):
-    def decorator(fn):
-        return login_required(permission_required(permission)(fn))
-
-    return decorator
-
-
-def _is_htmx() -> bool:
-    return bool(request.headers.get("HX-Request"))
 
 
 def _list_context(**extra) -> dict:
@@ -66,12 +55,12 @@ def create():
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
-        if _is_htmx():
-            return render_template("webhooks/_endpoints.html", **_list_context(error=exc.message))
+        if is_htmx():
+            return render_template("webhooks/_endpoints.html", **_list_context(error=exc.message)), exc.status
         flash(exc.message, "error")
         return redirect(url_for(".index"))
     # The secret is shown this once: a redirect would lose it, so the answer renders it directly.
-    template = "webhooks/_endpoints.html" if _is_htmx() else "webhooks/index.html"
+    template = "webhooks/_endpoints.html" if is_htmx() else "webhooks/index.html"
     return render_template(template, **_list_context(new_secret=endpoint.secret, notice="Endpoint created."))
 
 
@@ -79,7 +68,7 @@ def create():
 @page_permission("webhooks:manage")
 def detail(webhook_id):
     ctx = _detail_context(webhook_id)
-    if _is_htmx() and not request.headers.get("HX-History-Restore-Request"):
+    if is_htmx():
         response = render_template("webhooks/_deliveries.html", **ctx)
     else:
         response = render_template("webhooks/detail.html", **ctx)
@@ -106,13 +95,13 @@ def endpoint_action(webhook_id, action):
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
-        if not _is_htmx() and exc.status == 404:
+        if not is_htmx() and exc.status == 404:
             raise
-        if _is_htmx():
-            return render_template("webhooks/_endpoints.html", **_list_context(error=exc.message))
+        if is_htmx():
+            return render_template("webhooks/_endpoints.html", **_list_context(error=exc.message)), exc.status
         flash(exc.message, "error")
         return redirect(url_for(".index"))
-    if _is_htmx():
+    if is_htmx():
         return render_template("webhooks/_endpoints.html", **_list_context(notice=notices[action]))
     flash(notices[action], "success")
     if action == "delete":
@@ -124,19 +113,20 @@ def endpoint_action(webhook_id, action):
 @page_permission("webhooks:manage")
 def redeliver(webhook_id, delivery_id):
     org, _ = resolve_org()
-    error = None
+    error, status = None, 200
     try:
         endpoint = service.get_endpoint(org, webhook_id)
         service.redeliver(current_actor(), service.get_delivery(endpoint, delivery_id))
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
-        if not _is_htmx() and exc.status == 404:
+        if not is_htmx() and exc.status == 404:
             raise
-        error = exc.message
-    if _is_htmx():
+        error, status = exc.message, exc.status
+    if is_htmx():
         return render_template("webhooks/_deliveries.html",
-                               **_detail_context(webhook_id, error=error, notice=None if error else "Redelivery queued."))
+                               **_detail_context(webhook_id, error=error,
+                                                 notice=None if error else "Redelivery queued.")), status
     flash(error or "Redelivery queued.", "error" if error else "success")
     return redirect(url_for(".detail", webhook_id=webhook_id))
 

@@ -5,19 +5,14 @@ from app.extensions import db
 from app.http.auth import current_actor, permission_required, resolve_org
 from app.http.blueprint import ApiBlueprint
 from app.http.pagination import paginate
-from app.http.schemas import PaginationArgs
+from app.http.schemas import PaginationArgs, page_envelope
 from app.services import webhooks as service
 
-from .schemas import (WebhookDeliveryPageSchema, WebhookDeliveryQueryArgs, WebhookDeliverySchema, WebhookCreateSchema, WebhookPageSchema,
-                      WebhookSchema, WebhookSecretSchema, WebhookUpdateSchema)
+from .schemas import (WebhookCreateSchema, WebhookDeliveryPageSchema, WebhookDeliveryQueryArgs, WebhookDeliverySchema,
+                      WebhookPageSchema, WebhookSchema, WebhookSecretSchema, WebhookUpdateSchema)
 
 blp = ApiBlueprint("webhooks", __name__, url_prefix="/api/webhooks",
                    description="Signed HTTP callbacks for build and test events (org admins)")
-
-
-def _page(key: str, rows, total: int, args) -> dict:
-    return {key: rows, "total_count": total, "page": args["page"], "limit": args["limit"],
-            "has_more": args["page"] * args["limit"] < total}
 
 
 def _endpoint(webhook_id):
@@ -33,7 +28,7 @@ def _endpoint(webhook_id):
 def list_webhooks(args):
     org, _ = resolve_org()
     rows, total = paginate(service.endpoints_of(org), args["page"], args["limit"])
-    return _page("webhooks", rows, total, args)
+    return page_envelope("webhooks", rows, total, args["page"], args["limit"])
 
 
 @blp.route("", methods=["POST"])
@@ -85,7 +80,7 @@ def delete_webhook(webhook_id):
 @permission_required("webhooks:manage")
 def list_deliveries(args, webhook_id):
     rows, total = paginate(service.deliveries_of(_endpoint(webhook_id), args["status"]), args["page"], args["limit"])
-    return _page("deliveries", rows, total, args)
+    return page_envelope("deliveries", rows, total, args["page"], args["limit"])
 
 
 @blp.route("/<webhook_id>/deliveries/<delivery_id>/redeliver", methods=["POST"])

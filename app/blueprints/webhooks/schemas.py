@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from app.http.schemas import CamelSchema, PaginationArgs, Timestamp
+from app.http.schemas import CamelSchema, PaginationArgs, Timestamp, page_schema
 from app.models.webhooks import DELIVERY_STATUSES, WEBHOOK_EVENTS
-
 
 
 class WebhookCreateSchema(CamelSchema):
@@ -42,12 +41,7 @@ class WebhookSecretSchema(WebhookSchema):
     secret = fields.String(metadata={"description": "Standard Webhooks signing secret (whsec_...), shown this once"})
 
 
-class WebhookPageSchema(CamelSchema):
-    webhooks = fields.List(fields.Nested(WebhookSchema))
-    total_count = fields.Integer()
-    page = fields.Integer()
-    limit = fields.Integer()
-    has_more = fields.Boolean()
+WebhookPageSchema = page_schema("WebhookPageSchema", "webhooks", WebhookSchema)
 
 
 class WebhookAttemptSchema(CamelSchema):
@@ -80,12 +74,7 @@ class WebhookDeliverySchema(CamelSchema):
     attempts = fields.List(fields.Nested(WebhookAttemptSchema))
 
 
-class WebhookDeliveryPageSchema(CamelSchema):
-    deliveries = fields.List(fields.Nested(WebhookDeliverySchema))
-    total_count = fields.Integer()
-    page = fields.Integer()
-    limit = fields.Integer()
-    has_more = fields.Boolean()
+WebhookDeliveryPageSchema = page_schema("WebhookDeliveryPageSchema", "deliveries", WebhookDeliverySchema)
 
 
 class WebhookDeliveryQueryArgs(PaginationArgs):
