@@ -11,6 +11,16 @@ class ApiBlueprint(Blueprint):
         kwargs.setdefault("description", name.replace("_", " ").title())
         super().__init__(name, import_name, url_prefix=url_prefix, **kwargs)
 
+    def response(self, status_code, schema=None, *, errors: tuple[int, ...] = (), **kwargs):
+        """flask-smorest's response, plus the error envelope for each status in `errors`: one line per
+        operation says both what it answers and how it fails."""
+        documented = super().response(status_code, schema, **kwargs)
+
+        def decorator(fn):
+            return documented(self.doc_errors(*errors)(fn))
+
+        return decorator
+
     def doc_errors(self, *codes: int):
         """Document the envelope for the error statuses a view can answer."""
         def decorator(fn):

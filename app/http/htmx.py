@@ -7,7 +7,7 @@ retargeted at the page's #error-region by `htmx_error`.
 """
 from __future__ import annotations
 
-from flask import make_response, render_template, request
+from flask import flash, make_response, redirect, render_template, request
 
 ERROR_REGION = "#error-region"
 
@@ -27,3 +27,13 @@ def htmx_error(html: str, status: int, target: str = ERROR_REGION, swap: str = "
 
 def error_fragment(status: int, title: str, message: str):
     return htmx_error(render_template("errors/_error.html", status=status, title=title, message=message), status)
+
+
+def refused_form(exc, partial: str, context, back: str):
+    """A form post the service refused with `exc` (a DomainError; the caller has rolled back): htmx gets
+    `partial` rendered with `context(error=...)` under the real status, a browser goes `back` with the
+    message flashed."""
+    if is_htmx():
+        return render_template(partial, **context(error=exc.message)), exc.status
+    flash(exc.message, "error")
+    return redirect(back)

@@ -39,8 +39,8 @@ def _login_limits(fn):
 @blp.route("/register", methods=["POST"])
 @blp.doc(security=[])
 @blp.arguments(RegisterSchema)
-@blp.response(201, TokenResponseSchema, description="The new user, their token, and its lifetime")
-@blp.doc_errors(400, 403, 409)
+@blp.response(201, TokenResponseSchema, description="The new user, their token, and its lifetime",
+              errors=(400, 403, 409))
 @limiter.limit(lambda: current_app.config["KILN_LOGIN_LIMIT_IP"], key_func=get_remote_address, scope="register-ip")
 def register(data):
     """Create an account (and its personal organization)."""
@@ -53,8 +53,7 @@ def register(data):
 @blp.route("/login", methods=["POST"], endpoint="login")
 @blp.doc(security=[])
 @blp.arguments(LoginSchema)
-@blp.response(200, TokenResponseSchema, description="A bearer token for the API")
-@blp.doc_errors(400, 401, 429)
+@blp.response(200, TokenResponseSchema, description="A bearer token for the API", errors=(400, 401, 429))
 @_login_limits
 def token(data):
     """Exchange email + password (+ TOTP code) for a bearer token (/auth/login is the same)."""
@@ -65,8 +64,7 @@ def token(data):
 
 @blp.route("/logout", methods=["POST"])
 @blp.arguments(LogoutSchema(partial=True), required=False)
-@blp.response(200, LogoutResultSchema, description="The token is revoked")
-@blp.doc_errors(401)
+@blp.response(200, LogoutResultSchema, description="The token is revoked", errors=(401,))
 def logout(data=None):
     """Revoke the bearer token (or every token of the user with allDevices)."""
     principal = current_principal()
@@ -79,8 +77,7 @@ def logout(data=None):
 
 
 @blp.route("/me")
-@blp.response(200, UserSchema)
-@blp.doc_errors(401)
+@blp.response(200, UserSchema, errors=(401,))
 @user_required
 def me():
     """The authenticated user and their organizations."""
@@ -103,8 +100,7 @@ def forgot_password(data):
 @blp.route("/reset-password", methods=["POST"])
 @blp.doc(security=[])
 @blp.arguments(ResetPasswordSchema)
-@blp.response(200, PasswordStatusSchema, description="The password is changed")
-@blp.doc_errors(400)
+@blp.response(200, PasswordStatusSchema, description="The password is changed", errors=(400,))
 def reset_password(data):
     """Set a new password with the token from the reset mail."""
     user = accounts.reset_password(current_app.config, data["token"], data["password"])
@@ -114,8 +110,7 @@ def reset_password(data):
 
 
 @blp.route("/totp/setup", methods=["POST"])
-@blp.response(200, TotpSetupSchema)
-@blp.doc_errors(401, 409)
+@blp.response(200, TotpSetupSchema, errors=(401, 409))
 @user_required
 def totp_setup():
     """Start two-factor setup: a secret, its otpauth:// URL and a QR code (SVG)."""
@@ -129,8 +124,7 @@ def totp_setup():
 
 @blp.route("/totp/enable", methods=["POST"])
 @blp.arguments(TotpCodeSchema)
-@blp.response(200, TotpStateSchema, description="Two-factor authentication is on")
-@blp.doc_errors(400, 401, 409)
+@blp.response(200, TotpStateSchema, description="Two-factor authentication is on", errors=(400, 401, 409))
 @user_required
 def totp_enable(data):
     """Confirm setup with a current code from the authenticator."""
@@ -141,8 +135,7 @@ def totp_enable(data):
 
 @blp.route("/totp/disable", methods=["POST"])
 @blp.arguments(TotpDisableSchema)
-@blp.response(200, TotpStateSchema, description="Two-factor authentication is off")
-@blp.doc_errors(400, 401, 409)
+@blp.response(200, TotpStateSchema, description="Two-factor authentication is off", errors=(400, 401, 409))
 @user_required
 def totp_disable(data):
     """Turn two-factor off (password and a current code required)."""

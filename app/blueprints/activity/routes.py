@@ -5,8 +5,7 @@ from flask import Response, stream_with_context
 
 from app.http.auth import permission_required, resolve_org
 from app.http.blueprint import ApiBlueprint
-from app.http.pagination import paginate
-from app.http.schemas import page_envelope
+from app.http.pagination import page_of
 from app.services import activity as service
 
 from .schemas import ActivityFilterArgs, ActivityPageSchema, ActivityQueryArgs, ActivityStatsSchema
@@ -29,21 +28,20 @@ def csv_response(org, filters: dict) -> Response:
 @blp.arguments(ActivityQueryArgs, location="query")
 @blp.alt_response(200, success=True, content_type="text/csv", schema={"type": "string"},
                   description="With ?format=csv: every matching record, one CSV line each")
-@blp.response(200, ActivityPageSchema, description="Audit records newest first, filtered and paginated")
-@blp.doc_errors(400, 401, 403)
+@blp.response(200, ActivityPageSchema, description="Audit records newest first, filtered and paginated",
+              errors=(400, 401, 403))
 @permission_required("activity:read")
 def list_activity(args):
     org, _ = resolve_org()
     if args["format"] == "csv":
         return csv_response(org, filters_of(args))
-    rows, total = paginate(service.records(org, **filters_of(args)), args["page"], args["limit"])
-    return page_envelope("records", rows, total, args["page"], args["limit"])
+    return page_of("records", service.records(org, **filters_of(args)), args)
 
 
 @blp.route("/stats", methods=["GET"])
 @blp.arguments(ActivityFilterArgs, location="query")
-@blp.response(200, ActivityStatsSchema, description="Counts per action and per UTC day (default: the last 30 days)")
-@blp.doc_errors(400, 401, 403)
+@blp.response(200, ActivityStatsSchema, description="Counts per action and per UTC day (default: the last 30 days)",
+              errors=(400, 401, 403))
 @permission_required("activity:read")
 def activity_stats(args):
     org, _ = resolve_org()

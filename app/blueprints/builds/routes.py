@@ -11,8 +11,7 @@ from app.extensions import db, limiter, rate_limit_key
 from app.http.auth import authorize, current_actor, permission_required, resolve_org
 from app.http.blueprint import ApiBlueprint
 from app.http.errors import error_response
-from app.http.pagination import paginate
-from app.http.schemas import page_envelope
+from app.http.pagination import page_of
 from app.services.builds import files, lifecycle, logs, reads
 from app.services.errors import DomainError, NotFound
 
@@ -73,8 +72,8 @@ def build_view(rule: str, method: str = "GET", *, need: str = "view", status: in
 
 @blp.route("", methods=["POST"])
 @blp.arguments(BuildCreateSchema)
-@blp.response(201, BuildDetailSchema, description="The new build (queued unless start is false)")
-@blp.doc_errors(400, 403, 404, 409, 429)
+@blp.response(201, BuildDetailSchema, description="The new build (queued unless start is false)",
+              errors=(400, 403, 404, 409, 429))
 @build_start_limit
 @permission_required("builds:write")
 def create_build(data):
@@ -89,8 +88,7 @@ def create_build(data):
 
 @blp.route("", methods=["GET"])
 @blp.arguments(BuildQueryArgs, location="query")
-@blp.response(200, BuildPageSchema, description="A page of builds")
-@blp.doc_errors(400, 403)
+@blp.response(200, BuildPageSchema, description="A page of builds", errors=(400, 403))
 @permission_required("builds:read")
 def list_builds(args):
     """The org's builds (those in conversations the caller can see), filtered, sorted, paginated."""
@@ -98,8 +96,7 @@ def list_builds(args):
     query = reads.list_builds(org, actor=current_actor(), role=role, status=args["status"],
                               conversation_id=args["conversation_id"], sort_by=args["sort_by"],
                               sort_order=args["sort_order"])
-    rows, total = paginate(query, args["page"], args["limit"])
-    return page_envelope("builds", rows, total, args["page"], args["limit"])
+    return page_of("builds", query, args)
 
 
 @build_view("/<build_id>", schema=BuildDetailSchema, description="The build with its stages and artifacts")

@@ -10,8 +10,8 @@ from app.extensions import db
 from app.http.auth import authorize, current_actor, current_principal, permission_required
 from app.http.blueprint import ApiBlueprint
 from app.http.errors import trace_id
-from app.http.pagination import paginate
-from app.http.schemas import Augmented, page_envelope
+from app.http.pagination import page_of
+from app.http.schemas import Augmented
 from app.services import access
 from app.services import conversations as service
 from app.services.errors import DomainError, ValidationFailed
@@ -63,20 +63,17 @@ def run_chat(conversation_id, message: str) -> service.ChatResult:
 @blp.route("")
 class Conversations(MethodView):
     @blp.arguments(ConversationListArgs, location="query")
-    @blp.response(200, ConversationPageSchema)
-    @blp.doc_errors(401, 403)
+    @blp.response(200, ConversationPageSchema, errors=(401, 403))
     @permission_required("conversations:read")
     def get(self, args):
         """Conversations the caller can see, most recently active first."""
         org, _ = authorize("conversations:read")
         query = access.visible_conversations(org, **caller()).order_by(
             service.Conversation.updated_at.desc(), service.Conversation.id)
-        rows, total = paginate(query, args["page"], args["limit"])
-        return page_envelope("conversations", rows, total, args["page"], args["limit"])
+        return page_of("conversations", query, args)
 
     @blp.arguments(ConversationCreateSchema)
-    @blp.response(201, ConversationDetailSchema)
-    @blp.doc_errors(400, 401, 403)
+    @blp.response(201, ConversationDetailSchema, errors=(400, 401, 403))
     @permission_required("conversations:write")
     def post(self, data):
         """Start a conversation; its recipe version 1 is the default recipe."""
@@ -88,16 +85,14 @@ class Conversations(MethodView):
 
 @blp.route("/<conversation_id>")
 class ConversationById(MethodView):
-    @blp.response(200, ConversationDetailSchema)
-    @blp.doc_errors(401, 403, 404)
+    @blp.response(200, ConversationDetailSchema, errors=(401, 403, 404))
     @permission_required("conversations:read")
     def get(self, conversation_id):
         """The conversation with its messages and current recipe."""
         return load_conversation(conversation_id)
 
     @blp.arguments(ConversationUpdateSchema)
-    @blp.response(200, ConversationSchema)
-    @blp.doc_errors(400, 401, 403, 404)
+    @blp.response(200, ConversationSchema, errors=(400, 401, 403, 404))
     @permission_required("conversations:write")
     def patch(self, data, conversation_id):
         """Rename."""
@@ -106,8 +101,7 @@ class ConversationById(MethodView):
         db.session.commit()
         return conversation
 
-    @blp.response(204)
-    @blp.doc_errors(401, 403, 404)
+    @blp.response(204, errors=(401, 403, 404))
     @permission_required("conversations:write")
     def delete(self, conversation_id):
         """Delete (soft: builds keep their recipe versions)."""
@@ -118,8 +112,7 @@ class ConversationById(MethodView):
 
 @blp.route("/<conversation_id>/recipe")
 class ConversationRecipe(MethodView):
-    @blp.response(200, RecipeSchema)
-    @blp.doc_errors(401, 403, 404)
+    @blp.response(200, RecipeSchema, errors=(401, 403, 404))
     @permission_required("conversations:read")
     def get(self, conversation_id):
         """The current recipe (JSON and its YAML form)."""
@@ -127,8 +120,7 @@ class ConversationRecipe(MethodView):
         return service.current_version(conversation)
 
     @blp.arguments(RecipeEditSchema)
-    @blp.response(200, RecipeSchema)
-    @blp.doc_errors(400, 401, 403, 404)
+    @blp.response(200, RecipeSchema, errors=(400, 401, 403, 404))
     @permission_required("conversations:write")
     def put(self, data, conversation_id):
         """Replace the recipe (whole recipe JSON, or {"yaml": "..."}); validated, then a new version."""
@@ -140,8 +132,7 @@ class ConversationRecipe(MethodView):
 
 @blp.route("/<conversation_id>/recipe/versions")
 class RecipeVersions(MethodView):
-    @blp.response(200, VersionListSchema)
-    @blp.doc_errors(401, 403, 404)
+    @blp.response(200, VersionListSchema, errors=(401, 403, 404))
     @permission_required("conversations:read")
     def get(self, conversation_id):
         """Every version, oldest first."""
@@ -152,8 +143,7 @@ class RecipeVersions(MethodView):
 
 @blp.route("/<conversation_id>/recipe/versions/<int:number>")
 class RecipeVersionByNumber(MethodView):
-    @blp.response(200, VersionDetailSchema)
-    @blp.doc_errors(401, 403, 404)
+    @blp.response(200, VersionDetailSchema, errors=(401, 403, 404))
     @permission_required("conversations:read")
     def get(self, conversation_id, number):
         """One version with its recipe."""
@@ -164,8 +154,7 @@ class RecipeVersionByNumber(MethodView):
 @blp.route("/<conversation_id>/recipe/diff")
 class RecipeDiff(MethodView):
     @blp.arguments(DiffArgs, location="query")
-    @blp.response(200, DiffSchema)
-    @blp.doc_errors(400, 401, 403, 404)
+    @blp.response(200, DiffSchema, errors=(400, 401, 403, 404))
     @permission_required("conversations:read")
     def get(self, args, conversation_id):
         """Unified YAML diff and per-field changes between two versions (?from=1&to=3)."""
@@ -177,8 +166,7 @@ class RecipeDiff(MethodView):
 
 @chat_blp.route("", methods=["POST"])
 @chat_blp.arguments(ChatSchema)
-@chat_blp.response(200, ChatResultSchema)
-@chat_blp.doc_errors(400, 401, 403, 404, 409)
+@chat_blp.response(200, ChatResultSchema, errors=(400, 401, 403, 404, 409))
 @permission_required("conversations:write")
 def chat(data):
     """Send a message; the assistant edits the recipe and says what it changed.

@@ -11,7 +11,7 @@ from flask_login import current_user
 
 from app.extensions import db
 from app.http.auth import page_permission, user_required
-from app.http.htmx import is_htmx
+from app.http.htmx import is_htmx, refused_form
 from app.http.pagination import paginate
 from app.models.notifications import NOTIFICATION_KINDS
 from app.services import notifications as service
@@ -105,10 +105,7 @@ def save_preferences():
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
-        if is_htmx():
-            return render_template("notifications/_preferences.html", **_prefs_context(error=exc.message)), exc.status
-        flash(exc.message, "error")
-        return redirect(url_for(".index"))
+        return refused_form(exc, "notifications/_preferences.html", _prefs_context, url_for(".index"))
     if is_htmx():
         return render_template("notifications/_preferences.html", **_prefs_context(notice="Preferences saved."))
     flash("Preferences saved.", "success")

@@ -21,8 +21,8 @@ def _me():
 
 @blp.route("", methods=["GET"])
 @blp.arguments(NotificationQueryArgs, location="query")
-@blp.response(200, NotificationPageSchema, description="Newest first, across the caller's organizations")
-@blp.doc_errors(400, 401, 403)
+@blp.response(200, NotificationPageSchema, description="Newest first, across the caller's organizations",
+              errors=(400, 401, 403))
 @user_required
 def list_notifications(args):
     me = _me()
@@ -32,16 +32,14 @@ def list_notifications(args):
 
 
 @blp.route("/unread-count", methods=["GET"])
-@blp.response(200, UnreadCountSchema, description="How many are unread")
-@blp.doc_errors(401, 403)
+@blp.response(200, UnreadCountSchema, description="How many are unread", errors=(401, 403))
 @user_required
 def unread_count():
     return {"unread_count": service.unread_count(_me())}
 
 
 @blp.route("/read-all", methods=["PATCH"])
-@blp.response(200, ReadAllSchema, description="Every notification of the caller marked read")
-@blp.doc_errors(401, 403)
+@blp.response(200, ReadAllSchema, description="Every notification of the caller marked read", errors=(401, 403))
 @user_required
 def read_all():
     me = _me()
@@ -51,8 +49,7 @@ def read_all():
 
 
 @blp.route("/preferences", methods=["GET"])
-@blp.response(200, PreferencesSchema, description="Which notifications are also e-mailed")
-@blp.doc_errors(401, 403)
+@blp.response(200, PreferencesSchema, description="Which notifications are also e-mailed", errors=(401, 403))
 @user_required
 def get_preferences():
     return {"email": service.email_preferences(_me().id)}
@@ -60,8 +57,7 @@ def get_preferences():
 
 @blp.route("/preferences", methods=["PATCH"])
 @blp.arguments(PreferencesSchema)
-@blp.response(200, PreferencesSchema, description="The preferences after the change")
-@blp.doc_errors(400, 401, 403)
+@blp.response(200, PreferencesSchema, description="The preferences after the change", errors=(400, 401, 403))
 @user_required
 def update_preferences(data):
     prefs = service.set_email_preferences(_me(), data["email"])
@@ -71,8 +67,7 @@ def update_preferences(data):
 
 @blp.route("/<notification_id>", methods=["PATCH"])
 @blp.arguments(NotificationUpdateSchema)
-@blp.response(200, NotificationSchema, description="The notification, read or unread")
-@blp.doc_errors(400, 401, 403, 404)
+@blp.response(200, NotificationSchema, description="The notification, read or unread", errors=(400, 401, 403, 404))
 @user_required
 def update_notification(data, notification_id):
     row = service.mark(_me(), notification_id, read=data["read"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 from app.extensions import db
 from app.http.auth import current_actor, permission_required, resolve_org
 from app.http.blueprint import ApiBlueprint
-from app.http.pagination import paginate
+from app.http.pagination import page_of, paginate
 from app.http.schemas import Augmented, PaginationArgs, page_envelope
 from app.services import apikeys
 
@@ -22,18 +22,16 @@ def _key(key_id):
 
 @blp.route("/<org_id>/api-keys", methods=["GET"])
 @blp.arguments(PaginationArgs, location="query")
-@blp.response(200, ApiKeyPageSchema, description="The organization's keys (never the secrets)")
-@blp.doc_errors(401, 403, 404)
+@blp.response(200, ApiKeyPageSchema, description="The organization's keys (never the secrets)", errors=(401, 403, 404))
 @keys_manage
 def list_keys(args, org_id):
-    rows, total = paginate(apikeys.keys_of(resolve_org()[0]), args["page"], args["limit"])
-    return page_envelope("apiKeys", rows, total, args["page"], args["limit"])
+    return page_of("apiKeys", apikeys.keys_of(resolve_org()[0]), args)
 
 
 @blp.route("/<org_id>/api-keys", methods=["POST"])
 @blp.arguments(ApiKeyCreateSchema)
-@blp.response(201, ApiKeySecretSchema, description="The key; `key` holds the secret, shown this once")
-@blp.doc_errors(400, 401, 403, 404)
+@blp.response(201, ApiKeySecretSchema, description="The key; `key` holds the secret, shown this once",
+              errors=(400, 401, 403, 404))
 @keys_manage
 def create_key(data, org_id):
     key, raw = apikeys.create_key(current_actor(), resolve_org()[0], name=data["name"],
@@ -43,8 +41,7 @@ def create_key(data, org_id):
 
 
 @blp.route("/<org_id>/api-keys/<key_id>", methods=["GET"])
-@blp.response(200, ApiKeySchema, description="The key (never its secret)")
-@blp.doc_errors(401, 403, 404)
+@blp.response(200, ApiKeySchema, description="The key (never its secret)", errors=(401, 403, 404))
 @keys_manage
 def get_key(org_id, key_id):
     return _key(key_id)
@@ -52,8 +49,7 @@ def get_key(org_id, key_id):
 
 @blp.route("/<org_id>/api-keys/<key_id>", methods=["PATCH"])
 @blp.arguments(ApiKeyUpdateSchema)
-@blp.response(200, ApiKeySchema, description="The updated key")
-@blp.doc_errors(400, 401, 403, 404)
+@blp.response(200, ApiKeySchema, description="The updated key", errors=(400, 401, 403, 404))
 @keys_manage
 def update_key(data, org_id, key_id):
     """Change name, description, scopes, expiresAt, or switch the key off/on with `active`."""
@@ -63,8 +59,7 @@ def update_key(data, org_id, key_id):
 
 
 @blp.route("/<org_id>/api-keys/<key_id>", methods=["DELETE"])
-@blp.response(204, description="Deleted with its usage log")
-@blp.doc_errors(401, 403, 404)
+@blp.response(204, description="Deleted with its usage log", errors=(401, 403, 404))
 @keys_manage
 def delete_key(org_id, key_id):
     apikeys.delete_key(current_actor(), _key(key_id))
@@ -73,8 +68,7 @@ def delete_key(org_id, key_id):
 
 
 @blp.route("/<org_id>/api-keys/<key_id>/revoke", methods=["POST"])
-@blp.response(200, ApiKeySchema, description="Revoked: refused from the next request on")
-@blp.doc_errors(401, 403, 404, 409)
+@blp.response(200, ApiKeySchema, description="Revoked: refused from the next request on", errors=(401, 403, 404, 409))
 @keys_manage
 def revoke_key(org_id, key_id):
     key = apikeys.revoke_key(current_actor(), _key(key_id))
@@ -109,8 +103,8 @@ def roll_key(org_id, key_id):
 
 @blp.route("/<org_id>/api-keys/<key_id>/usage", methods=["GET"])
 @blp.arguments(PaginationArgs, location="query")
-@blp.response(200, ApiKeyUsagePageSchema, description="Requests made with the key, newest first")
-@blp.doc_errors(401, 403, 404)
+@blp.response(200, ApiKeyUsagePageSchema, description="Requests made with the key, newest first",
+              errors=(401, 403, 404))
 @keys_manage
 def key_usage(args, org_id, key_id):
     key = _key(key_id)

@@ -26,8 +26,7 @@ def _page(items: list, key: str, args: dict) -> dict:
 
 @blp.route("", methods=["GET"])
 @blp.arguments(PaginationArgs, location="query")
-@blp.response(200, OrgPageSchema, description="The caller's organizations (an API key sees its own)")
-@blp.doc_errors(401)
+@blp.response(200, OrgPageSchema, description="The caller's organizations (an API key sees its own)", errors=(401,))
 @login_required
 def list_orgs(args):
     """Organizations the caller belongs to, with the caller's role."""
@@ -41,8 +40,7 @@ def list_orgs(args):
 
 @blp.route("", methods=["POST"])
 @blp.arguments(OrgCreateSchema)
-@blp.response(201, OrgSchema, description="The new organization; the caller is its owner")
-@blp.doc_errors(400, 401, 403)
+@blp.response(201, OrgSchema, description="The new organization; the caller is its owner", errors=(400, 401, 403))
 @user_required
 def create_org(data):
     """Create an organization owned by the caller."""
@@ -53,8 +51,7 @@ def create_org(data):
 
 
 @blp.route("/<org_id>", methods=["GET"])
-@blp.response(200, OrgDetailSchema, description="The organization")
-@blp.doc_errors(401, 403, 404)
+@blp.response(200, OrgDetailSchema, description="The organization", errors=(401, 403, 404))
 @permission_required("org:read", "org_id")
 def get_org(org_id):
     return OrgRole(*resolve_org())
@@ -62,8 +59,7 @@ def get_org(org_id):
 
 @blp.route("/<org_id>", methods=["PATCH"])
 @blp.arguments(OrgUpdateSchema)
-@blp.response(200, OrgSchema, description="The renamed organization")
-@blp.doc_errors(400, 401, 403, 404)
+@blp.response(200, OrgSchema, description="The renamed organization", errors=(400, 401, 403, 404))
 @permission_required("org:manage", "org_id")
 def update_org(data, org_id):
     org, role = resolve_org()
@@ -73,8 +69,7 @@ def update_org(data, org_id):
 
 
 @blp.route("/<org_id>", methods=["DELETE"])
-@blp.response(204, description="Deleted (soft: kept for the audit trail)")
-@blp.doc_errors(401, 403, 404, 409)
+@blp.response(204, description="Deleted (soft: kept for the audit trail)", errors=(401, 403, 404, 409))
 @permission_required("org:delete", "org_id")
 def delete_org(org_id):
     """Owners only; personal organizations cannot be deleted. Its API keys and invitations die with it."""
@@ -87,8 +82,7 @@ def delete_org(org_id):
 
 @blp.route("/<org_id>/members", methods=["GET"])
 @blp.arguments(PaginationArgs, location="query")
-@blp.response(200, MemberPageSchema, description="Members with their roles")
-@blp.doc_errors(401, 403, 404)
+@blp.response(200, MemberPageSchema, description="Members with their roles", errors=(401, 403, 404))
 @permission_required("members:read", "org_id")
 def list_members(args, org_id):
     return _page(orgs.members(resolve_org()[0]), "members", args)
@@ -96,8 +90,7 @@ def list_members(args, org_id):
 
 @blp.route("/<org_id>/members", methods=["POST"])
 @blp.arguments(MemberAddSchema)
-@blp.response(201, MemberSchema, description="The new member")
-@blp.doc_errors(400, 401, 403, 404, 409)
+@blp.response(201, MemberSchema, description="The new member", errors=(400, 401, 403, 404, 409))
 @permission_required("members:manage", "org_id")
 def add_member(data, org_id):
     """Add an existing Kiln user by e-mail (others get an invitation)."""
@@ -109,8 +102,7 @@ def add_member(data, org_id):
 
 @blp.route("/<org_id>/members/<user_id>", methods=["PATCH"])
 @blp.arguments(MemberUpdateSchema)
-@blp.response(200, MemberSchema, description="The member with the new role")
-@blp.doc_errors(400, 401, 403, 404, 409)
+@blp.response(200, MemberSchema, description="The member with the new role", errors=(400, 401, 403, 404, 409))
 @permission_required("members:manage", "org_id")
 def update_member(data, org_id, user_id):
     """Change a role. Only owners grant or change the owner role (ownership transfer); the last owner stays."""
@@ -121,8 +113,7 @@ def update_member(data, org_id, user_id):
 
 
 @blp.route("/<org_id>/members/<user_id>", methods=["DELETE"])
-@blp.response(204, description="Removed")
-@blp.doc_errors(401, 403, 404, 409)
+@blp.response(204, description="Removed", errors=(401, 403, 404, 409))
 @permission_required("members:read", "org_id")
 def remove_member(org_id, user_id):
     """Admins remove members; anyone may remove themselves (leave). The last owner cannot leave."""
@@ -140,8 +131,7 @@ def invite_url(token: str) -> str:
 
 @blp.route("/<org_id>/invites", methods=["GET"])
 @blp.arguments(PaginationArgs, location="query")
-@blp.response(200, InvitePageSchema, description="Pending invitations")
-@blp.doc_errors(401, 403, 404)
+@blp.response(200, InvitePageSchema, description="Pending invitations", errors=(401, 403, 404))
 @permission_required("members:manage", "org_id")
 def list_invites(args, org_id):
     return _page(orgs.pending_invites(resolve_org()[0]), "invites", args)
@@ -149,8 +139,8 @@ def list_invites(args, org_id):
 
 @blp.route("/<org_id>/invites", methods=["POST"])
 @blp.arguments(InviteCreateSchema)
-@blp.response(201, InviteSchema, description="The invitation (the link is mailed; the token is never shown)")
-@blp.doc_errors(400, 401, 403, 404, 409)
+@blp.response(201, InviteSchema, description="The invitation (the link is mailed; the token is never shown)",
+              errors=(400, 401, 403, 404, 409))
 @permission_required("members:manage", "org_id")
 def create_invite(data, org_id):
     """Mail an invitation valid for 7 days, usable once."""
@@ -162,8 +152,7 @@ def create_invite(data, org_id):
 
 
 @blp.route("/<org_id>/invites/<invite_id>", methods=["DELETE"])
-@blp.response(204, description="Revoked")
-@blp.doc_errors(401, 403, 404, 409)
+@blp.response(204, description="Revoked", errors=(401, 403, 404, 409))
 @permission_required("members:manage", "org_id")
 def revoke_invite(org_id, invite_id):
     orgs.revoke_invite(current_actor(), resolve_org()[0], invite_id)
@@ -172,8 +161,8 @@ def revoke_invite(org_id, invite_id):
 
 
 @blp.route("/invites/<token>/accept", methods=["POST"])
-@blp.response(200, InviteAcceptedSchema, description="The organization joined, with the caller's role")
-@blp.doc_errors(400, 401, 403, 404, 409)
+@blp.response(200, InviteAcceptedSchema, description="The organization joined, with the caller's role",
+              errors=(400, 401, 403, 404, 409))
 @user_required
 def accept_invite(token):
     """Join with an invitation; the logged-in user's e-mail must be the invited one."""

@@ -22,8 +22,7 @@ def conversation_for(conversation_id, need: str):
 
 
 @blp.route("/<conversation_id>/shares", methods=["GET"])
-@blp.response(200, ShareListSchema, description="The conversation's shares")
-@blp.doc_errors(401, 403, 404)
+@blp.response(200, ShareListSchema, description="The conversation's shares", errors=(401, 403, 404))
 @permission_required("conversations:read")
 def list_shares(conversation_id):
     conversation = conversation_for(conversation_id, "view")
@@ -46,8 +45,7 @@ def create_share(data, conversation_id):
 
 
 @blp.route("/<conversation_id>/shares/<share_id>", methods=["DELETE"])
-@blp.response(204, description="Removed; takes effect on the next request")
-@blp.doc_errors(401, 403, 404)
+@blp.response(204, description="Removed; takes effect on the next request", errors=(401, 403, 404))
 @permission_required("conversations:write")
 def delete_share(conversation_id, share_id):
     conversation = conversation_for(conversation_id, "edit")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from app.extensions import db
 from app.http.auth import current_actor, permission_required, resolve_org
 from app.http.blueprint import ApiBlueprint
-from app.http.pagination import paginate
+from app.http.pagination import page_of
 from app.http.schemas import PaginationArgs, page_envelope
 from app.models.orgs import Group, Team, Unit
 from app.services import structure
@@ -23,8 +23,7 @@ SCHEMA = {"unit": UnitSchema, "team": TeamSchema, "group": GroupSchema}
 
 
 def _list(kind: str, query, args) -> dict:
-    rows, total = paginate(query, args["page"], args["limit"])
-    return page_envelope(PLURAL[kind], rows, total, args["page"], args["limit"])
+    return page_of(PLURAL[kind], query, args)
 
 
 def _get(kind: str, ident):
@@ -39,8 +38,7 @@ def _register_org_list(kind: str, model, page_schema) -> None:
 
     @org_blp.route(f"/<org_id>/{plural}", methods=["GET"], endpoint=f"list_{plural}")
     @org_blp.arguments(PaginationArgs, location="query")
-    @org_blp.response(200, page_schema, description=f"The organization's {plural}")
-    @org_blp.doc_errors(401, 403, 404)
+    @org_blp.response(200, page_schema, description=f"The organization's {plural}", errors=(401, 403, 404))
     @permission_required("org:read", "org_id")
     def list_all(args, org_id):
         return _list(kind, model.for_org(resolve_org()[0].id).order_by(model.name), args)
@@ -52,8 +50,7 @@ _register_org_list("group", Group, GroupPageSchema)
 
 @org_blp.route("/<org_id>/units", methods=["POST"])
 @org_blp.arguments(UnitCreateSchema)
-@org_blp.response(201, UnitSchema, description="The new unit")
-@org_blp.doc_errors(400, 401, 403, 404)
+@org_blp.response(201, UnitSchema, description="The new unit", errors=(400, 401, 403, 404))
 @permission_required("structure:manage", "org_id")
 def create_unit(data, org_id):
     """A unit with a type: department, division, business, business-unit or other."""
@@ -64,8 +61,7 @@ def create_unit(data, org_id):
 
 @org_blp.route("/<org_id>/groups", methods=["POST"])
 @org_blp.arguments(NamedCreateSchema)
-@org_blp.response(201, GroupSchema, description="The new group")
-@org_blp.doc_errors(400, 401, 403, 404)
+@org_blp.response(201, GroupSchema, description="The new group", errors=(400, 401, 403, 404))
 @permission_required("structure:manage", "org_id")
 def create_group(data, org_id):
     row = structure.create_group(current_actor(), resolve_org()[0], data["name"], data["description"])
@@ -79,16 +75,14 @@ def _register_object_routes(blp: ApiBlueprint, kind: str, update_schema) -> None
     label = kind.title()
 
     @blp.route("/<ident>", methods=["GET"], endpoint=f"get_{kind}")
-    @blp.response(200, SCHEMA[kind], description=f"The {kind}")
-    @blp.doc_errors(401, 403, 404)
+    @blp.response(200, SCHEMA[kind], description=f"The {kind}", errors=(401, 403, 404))
     @permission_required("org:read")
     def get_one(ident):
         return _get(kind, ident)
 
     @blp.route("/<ident>", methods=["PATCH"], endpoint=f"update_{kind}")
     @blp.arguments(update_schema)
-    @blp.response(200, SCHEMA[kind], description=f"The updated {kind}")
-    @blp.doc_errors(400, 401, 403, 404)
+    @blp.response(200, SCHEMA[kind], description=f"The updated {kind}", errors=(400, 401, 403, 404))
     @permission_required("structure:manage")
     def update_one(data, ident):
         row = structure.update(current_actor(), kind, _get(kind, ident), data)
@@ -96,8 +90,7 @@ def _register_object_routes(blp: ApiBlueprint, kind: str, update_schema) -> None
         return row
 
     @blp.route("/<ident>", methods=["DELETE"], endpoint=f"delete_{kind}")
-    @blp.response(204, description=f"{label} deleted (shares aimed at it go too)")
-    @blp.doc_errors(401, 403, 404)
+    @blp.response(204, description=f"{label} deleted (shares aimed at it go too)", errors=(401, 403, 404))
     @permission_required("structure:manage")
     def delete_one(ident):
         structure.remove(current_actor(), kind, _get(kind, ident))
@@ -106,8 +99,7 @@ def _register_object_routes(blp: ApiBlueprint, kind: str, update_schema) -> None
 
     @blp.route("/<ident>/members", methods=["GET"], endpoint=f"list_{kind}_members")
     @blp.arguments(PaginationArgs, location="query")
-    @blp.response(200, StructureMembershipPageSchema, description=f"Members of the {kind}")
-    @blp.doc_errors(401, 403, 404)
+    @blp.response(200, StructureMembershipPageSchema, description=f"Members of the {kind}", errors=(401, 403, 404))
     @permission_required("members:read")
     def list_members(args, ident):
         rows = structure.member_rows(kind, _get(kind, ident))
@@ -116,8 +108,8 @@ def _register_object_routes(blp: ApiBlueprint, kind: str, update_schema) -> None
 
     @blp.route("/<ident>/members", methods=["POST"], endpoint=f"add_{kind}_member")
     @blp.arguments(StructureMemberSchema)
-    @blp.response(201, StructureMembershipSchema, description=f"The user joined the {kind}")
-    @blp.doc_errors(400, 401, 403, 404, 409)
+    @blp.response(201, StructureMembershipSchema, description=f"The user joined the {kind}",
+                  errors=(400, 401, 403, 404, 409))
     @permission_required("structure:manage")
     def add_member(data, ident):
         """Only members of the organization can join."""
@@ -126,8 +118,7 @@ def _register_object_routes(blp: ApiBlueprint, kind: str, update_schema) -> None
         return link, 201
 
     @blp.route("/<ident>/members/<user_id>", methods=["DELETE"], endpoint=f"remove_{kind}_member")
-    @blp.response(204, description=f"The user left the {kind}")
-    @blp.doc_errors(401, 403, 404)
+    @blp.response(204, description=f"The user left the {kind}", errors=(401, 403, 404))
     @permission_required("structure:manage")
     def remove_member(ident, user_id):
         structure.remove_member(current_actor(), kind, _get(kind, ident), user_id)
@@ -142,8 +133,7 @@ _register_object_routes(groups_blp, "group", NamedUpdateSchema)
 
 @units_blp.route("/<ident>/teams", methods=["GET"])
 @units_blp.arguments(PaginationArgs, location="query")
-@units_blp.response(200, TeamPageSchema, description="Teams of the unit")
-@units_blp.doc_errors(401, 403, 404)
+@units_blp.response(200, TeamPageSchema, description="Teams of the unit", errors=(401, 403, 404))
 @permission_required("org:read")
 def list_teams(args, ident):
     unit = _get("unit", ident)
@@ -152,8 +142,7 @@ def list_teams(args, ident):
 
 @units_blp.route("/<ident>/teams", methods=["POST"])
 @units_blp.arguments(NamedCreateSchema)
-@units_blp.response(201, TeamSchema, description="The new team")
-@units_blp.doc_errors(400, 401, 403, 404)
+@units_blp.response(201, TeamSchema, description="The new team", errors=(400, 401, 403, 404))
 @permission_required("structure:manage")
 def create_team(data, ident):
     row = structure.create_team(current_actor(), _get("unit", ident), data["name"], data["description"])

@@ -13,8 +13,8 @@ blp = ApiBlueprint("search", __name__, url_prefix="/api/search",
 
 @blp.route("", methods=["GET"])
 @blp.arguments(SearchQueryArgs, location="query")
-@blp.response(200, SearchResultsSchema, description="Best matches first, only among what the caller may see")
-@blp.doc_errors(400, 401, 403)
+@blp.response(200, SearchResultsSchema, description="Best matches first, only among what the caller may see",
+              errors=(400, 401, 403))
 @permission_required("org:read")
 def search(args):
     org, role = resolve_org()

@@ -9,7 +9,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from app.extensions import db
 from app.http.auth import current_actor, page_permission, resolve_org
-from app.http.htmx import is_htmx
+from app.http.htmx import is_htmx, refused_form
 from app.http.pagination import paginate
 from app.models.webhooks import WEBHOOK_EVENTS
 from app.services import webhooks as service
@@ -55,10 +55,7 @@ def create():
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
-        if is_htmx():
-            return render_template("webhooks/_endpoints.html", **_list_context(error=exc.message)), exc.status
-        flash(exc.message, "error")
-        return redirect(url_for(".index"))
+        return refused_form(exc, "webhooks/_endpoints.html", _list_context, url_for(".index"))
     # The secret is shown this once: a redirect would lose it, so the answer renders it directly.
     template = "webhooks/_endpoints.html" if is_htmx() else "webhooks/index.html"
     return render_template(template, **_list_context(new_secret=endpoint.secret, notice="Endpoint created."))
@@ -97,10 +94,7 @@ def endpoint_action(webhook_id, action):
         db.session.rollback()
         if not is_htmx() and exc.status == 404:
             raise
-        if is_htmx():
-            return render_template("webhooks/_endpoints.html", **_list_context(error=exc.message)), exc.status
-        flash(exc.message, "error")
-        return redirect(url_for(".index"))
+        return refused_form(exc, "webhooks/_endpoints.html", _list_context, url_for(".index"))
     if is_htmx():
         return render_template("webhooks/_endpoints.html", **_list_context(notice=notices[action]))
     flash(notices[action], "success")

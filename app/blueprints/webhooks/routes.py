@@ -4,8 +4,8 @@ from __future__ import annotations
 from app.extensions import db
 from app.http.auth import current_actor, permission_required, resolve_org
 from app.http.blueprint import ApiBlueprint
-from app.http.pagination import paginate
-from app.http.schemas import PaginationArgs, page_envelope
+from app.http.pagination import page_of
+from app.http.schemas import PaginationArgs
 from app.services import webhooks as service
 
 from .schemas import (WebhookCreateSchema, WebhookDeliveryPageSchema, WebhookDeliveryQueryArgs, WebhookDeliverySchema,
@@ -22,19 +22,17 @@ def _endpoint(webhook_id):
 
 @blp.route("", methods=["GET"])
 @blp.arguments(PaginationArgs, location="query")
-@blp.response(200, WebhookPageSchema, description="The organization's endpoints (never their secrets)")
-@blp.doc_errors(400, 401, 403)
+@blp.response(200, WebhookPageSchema, description="The organization's endpoints (never their secrets)",
+              errors=(400, 401, 403))
 @permission_required("webhooks:manage")
 def list_webhooks(args):
-    org, _ = resolve_org()
-    rows, total = paginate(service.endpoints_of(org), args["page"], args["limit"])
-    return page_envelope("webhooks", rows, total, args["page"], args["limit"])
+    return page_of("webhooks", service.endpoints_of(resolve_org()[0]), args)
 
 
 @blp.route("", methods=["POST"])
 @blp.arguments(WebhookCreateSchema)
-@blp.response(201, WebhookSecretSchema, description="The endpoint; `secret` signs its deliveries and is shown this once")
-@blp.doc_errors(400, 401, 403)
+@blp.response(201, WebhookSecretSchema, description="The endpoint; `secret` signs its deliveries and is shown this once",
+              errors=(400, 401, 403))
 @permission_required("webhooks:manage")
 def create_webhook(data):
     org, _ = resolve_org()
@@ -45,8 +43,7 @@ def create_webhook(data):
 
 
 @blp.route("/<webhook_id>", methods=["GET"])
-@blp.response(200, WebhookSchema, description="The endpoint")
-@blp.doc_errors(401, 403, 404)
+@blp.response(200, WebhookSchema, description="The endpoint", errors=(401, 403, 404))
 @permission_required("webhooks:manage")
 def get_webhook(webhook_id):
     return _endpoint(webhook_id)
@@ -54,8 +51,7 @@ def get_webhook(webhook_id):
 
 @blp.route("/<webhook_id>", methods=["PATCH"])
 @blp.arguments(WebhookUpdateSchema)
-@blp.response(200, WebhookSchema, description="The updated endpoint")
-@blp.doc_errors(400, 401, 403, 404)
+@blp.response(200, WebhookSchema, description="The updated endpoint", errors=(400, 401, 403, 404))
 @permission_required("webhooks:manage")
 def update_webhook(data, webhook_id):
     endpoint = service.update_endpoint(current_actor(), _endpoint(webhook_id), data)
@@ -64,8 +60,7 @@ def update_webhook(data, webhook_id):
 
 
 @blp.route("/<webhook_id>", methods=["DELETE"])
-@blp.response(204, description="Deleted with its delivery log")
-@blp.doc_errors(401, 403, 404)
+@blp.response(204, description="Deleted with its delivery log", errors=(401, 403, 404))
 @permission_required("webhooks:manage")
 def delete_webhook(webhook_id):
     service.delete_endpoint(current_actor(), _endpoint(webhook_id))
@@ -75,17 +70,16 @@ def delete_webhook(webhook_id):
 
 @blp.route("/<webhook_id>/deliveries", methods=["GET"])
 @blp.arguments(WebhookDeliveryQueryArgs, location="query")
-@blp.response(200, WebhookDeliveryPageSchema, description="Deliveries newest first, each with its tries")
-@blp.doc_errors(400, 401, 403, 404)
+@blp.response(200, WebhookDeliveryPageSchema, description="Deliveries newest first, each with its tries",
+              errors=(400, 401, 403, 404))
 @permission_required("webhooks:manage")
 def list_deliveries(args, webhook_id):
-    rows, total = paginate(service.deliveries_of(_endpoint(webhook_id), args["status"]), args["page"], args["limit"])
-    return page_envelope("deliveries", rows, total, args["page"], args["limit"])
+    return page_of("deliveries", service.deliveries_of(_endpoint(webhook_id), args["status"]), args)
 
 
 @blp.route("/<webhook_id>/deliveries/<delivery_id>/redeliver", methods=["POST"])
-@blp.response(202, WebhookDeliverySchema, description="Queued: the same message once more, as a new try")
-@blp.doc_errors(401, 403, 404, 409)
+@blp.response(202, WebhookDeliverySchema, description="Queued: the same message once more, as a new try",
+              errors=(401, 403, 404, 409))
 @permission_required("webhooks:manage")
 def redeliver(webhook_id, delivery_id):
     delivery = service.redeliver(current_actor(), service.get_delivery(_endpoint(webhook_id), delivery_id))
@@ -94,8 +88,8 @@ def redeliver(webhook_id, delivery_id):
 
 
 @blp.route("/<webhook_id>/ping", methods=["POST"])
-@blp.response(202, WebhookDeliverySchema, description="Queued: a signed webhook.ping to the endpoint (one try)")
-@blp.doc_errors(401, 403, 404)
+@blp.response(202, WebhookDeliverySchema, description="Queued: a signed webhook.ping to the endpoint (one try)",
+              errors=(401, 403, 404))
 @permission_required("webhooks:manage")
 def ping(webhook_id):
     delivery = service.ping(current_actor(), _endpoint(webhook_id))
