@@ -94,11 +94,12 @@ class CleanupStack:
 MAX_SYMLINKS = 40
 
 
-def inside(root: Path, path: str, *, follow_last: bool = True) -> Path:
+def inside(root: Path, path: str, *, follow_last: bool = True, strict: bool = False) -> Path:
     """Host path of `path` in the image tree at `root`, resolving symlinks as the image would.
 
     Recipe steps can leave any symlink in the tree (`/etc/hostname -> /proc/1/root/...`); the engine's
-    own reads and writes from the host side go through this so they never leave the tree.
+    own reads and writes from the host side go through this so they never leave the tree. `strict`:
+    every component must exist, as for a lookup in the running image (FileNotFoundError otherwise).
     """
     root = Path(root)
     todo = [p for p in PurePosixPath("/" + path.lstrip("/")).parts[1:]]
@@ -122,5 +123,7 @@ def inside(root: Path, path: str, *, follow_last: bool = True) -> Path:
                 done = []
             todo = [p for p in PurePosixPath(target).parts if p != "/"] + todo
             continue
+        if strict and not host.is_symlink() and not host.exists():
+            raise FileNotFoundError(f"{path} does not exist in the image")
         done.append(part)
     return root.joinpath(*done)

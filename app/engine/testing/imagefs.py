@@ -11,11 +11,11 @@ import os
 import shutil
 import threading
 import time
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from app.engine.fsutil import inside
 from app.engine.process import CommandCancelled, CommandFailed, CommandTimedOut, run
 
-MAX_SYMLINKS = 40
 UNPACK_TIMEOUT = 900.0
 
 
@@ -43,31 +43,10 @@ class ImageTree:
     # -- path resolution inside the image -------------------------------------------------
     def resolve(self, path: str, *, follow_last: bool = True) -> Path | None:
         """Host path for an image path, following symlinks as the image would; None if missing."""
-        todo = [p for p in PurePosixPath("/" + path.lstrip("/")).parts[1:]]
-        done: list[str] = []
-        hops = 0
-        while todo:
-            part = todo.pop(0)
-            if part in ("", "."):
-                continue
-            if part == "..":
-                if done:
-                    done.pop()
-                continue
-            host = self.root.joinpath(*done, part)
-            if host.is_symlink() and (todo or follow_last):
-                hops += 1
-                if hops > MAX_SYMLINKS:
-                    return None
-                target = os.readlink(host)
-                if target.startswith("/"):
-                    done = []
-                todo = [p for p in PurePosixPath(target).parts if p != "/"] + todo
-                continue
-            if not host.is_symlink() and not host.exists():
-                return None
-            done.append(part)
-        return self.root.joinpath(*done)
+        try:
+            return inside(self.root, path, follow_last=follow_last, strict=True)
+        except OSError:  # a missing component, or a symlink loop
+            return None
 
     def exists(self, path: str) -> bool:
         return self.resolve(path) is not None
