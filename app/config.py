@@ -101,6 +101,18 @@ def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> d
         "KILN_BUILD_MAX_ATTEMPTS": int(env.get("KILN_BUILD_MAX_ATTEMPTS", "3")),
         "KILN_BUILD_LOG_MAXLEN": int(env.get("KILN_BUILD_LOG_MAXLEN", "50000")),
         "KILN_TEST_BOOT_TIMEOUT": float(env.get("KILN_TEST_BOOT_TIMEOUT", "300")),
+        # Test VMs (app.engine.testing.vm.VMSettings.from_config, which checks them): memory, CPUs (empty: up to
+        # 2 of the host's), the user a root worker drops QEMU to, the accelerator (kvm|tcg; empty: probe KVM),
+        # the emulated machine, TCG's CPU model and thread mode, -icount (empty: none) and the firmware (bios|uefi).
+        "KILN_TEST_VM_MEMORY_MB": env.get("KILN_TEST_VM_MEMORY_MB", "1792"),
+        "KILN_TEST_VM_CPUS": env.get("KILN_TEST_VM_CPUS", ""),
+        "KILN_TEST_VM_USER": env.get("KILN_TEST_VM_USER", "nobody"),
+        "KILN_QEMU_ACCEL": env.get("KILN_QEMU_ACCEL", ""),
+        "KILN_TEST_VM_MACHINE": env.get("KILN_TEST_VM_MACHINE", "pc"),
+        "KILN_TEST_VM_CPU_MODEL": env.get("KILN_TEST_VM_CPU_MODEL", "qemu64,+rdrand"),
+        "KILN_TEST_VM_TCG_THREAD": env.get("KILN_TEST_VM_TCG_THREAD", "multi"),
+        "KILN_TEST_VM_ICOUNT": env.get("KILN_TEST_VM_ICOUNT", ""),
+        "KILN_TEST_VM_FIRMWARE": env.get("KILN_TEST_VM_FIRMWARE", "bios"),
         # How long a live log stream waits for a build that has not been started before it ends.
         "KILN_STREAM_PENDING_WAIT": float(env.get("KILN_STREAM_PENDING_WAIT", "60")),
         # Webhooks: deliveries to loopback/private/link-local addresses are refused unless this is on (for

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.engine.testing import console as consolelib  # noqa: E402
 from app.engine.testing.qga import AgentError, GuestAgent  # noqa: E402
-from app.engine.testing.vm import VM, VMError  # noqa: E402
+from app.engine.testing.vm import VM, VMError, VMSettings  # noqa: E402
 
 VM_KEYS = {"thread": "tcg_thread", "cpu": "cpu_model", "machine": "machine", "rng": "rng", "icount": "icount"}
 print_lock = threading.Lock()
@@ -116,11 +116,11 @@ def wait_init(vm: VM, timeout: float, kernel_seconds: float | None = None) -> tu
 
 
 def one_boot(image: Path, fmt: str, until: str, timeout: float, work: Path, variant: dict,
-             kernel_seconds: float = 20) -> dict:
+             kernel_seconds: float = 20, settings: VMSettings | None = None) -> dict:
     row = {"accel": "-", "ok": False, "init": None, "login": None, "agent": None, "ssh": None, "reason": "",
            "console": ""}
     try:
-        vm = VM(image, fmt, work, forward=[("tcp", 22)], **variant)
+        vm = VM(image, fmt, work, forward=[("tcp", 22)], settings=settings, **variant)
         vm.__enter__()
     except VMError as err:
         row["reason"] = str(err)
@@ -188,6 +188,11 @@ def main() -> int:
         parser.error(f"{args.image} does not exist")
     if args.runs < 1 or args.parallel < 1:
         parser.error("--runs and --parallel are at least 1")
+    # The bench is an edge like the CLI: the image tests' VM settings from its environment; --vm overrides them.
+    try:
+        base = VMSettings.from_config(os.environ)
+    except ValueError as err:
+        parser.error(str(err))
     variants = args.vm or [{}]
     names = [",".join(f"{k}={v}" for k, v in v.items()) or "image tests' settings" for v in variants]
     rows: dict[int, list[dict]] = {i: [] for i in range(len(variants))}
@@ -202,7 +207,8 @@ def main() -> int:
 
         def trial(item: tuple[int, int]) -> None:
             n, v = item
-            row = one_boot(args.image, fmt, args.until, args.timeout, Path(tmp), variants[v], args.kernel_seconds)
+            row = one_boot(args.image, fmt, args.until, args.timeout, Path(tmp), variants[v], args.kernel_seconds,
+                           settings=base)
             rows[v].append(row)
             label = f"[{names[v]}] " if len(variants) > 1 else ""
             if args.until != "login":

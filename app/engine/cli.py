@@ -16,6 +16,7 @@ from .pipeline import STAGES, BuildError, BuildEvents, build
 from .recipe import FORMATS, RecipeError, parse_recipe_text
 from .richout import RichEvents, interactive, print_test_report
 from .settings import EngineSettings
+from .testing.vm import VMSettings
 
 STAGE_NAMES = dict(STAGES)
 
@@ -95,6 +96,12 @@ def build_cmd(file: str, out_dir: str, formats: str | None, no_test: bool, timeo
     except RecipeError as err:
         print_recipe_errors(file, err)
         sys.exit(2)
+    # The CLI is the edge: the test VMs' settings come from its environment (KILN_TEST_VM_*, KILN_QEMU_ACCEL);
+    # a bad one is refused before the build, not after it.
+    try:
+        vm_settings = VMSettings.from_config(os.environ)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
     fancy = interactive()
     events = RichEvents(verbose=verbose) if fancy else ConsoleEvents(verbose=verbose)
     cancel = threading.Event()
@@ -125,7 +132,7 @@ def build_cmd(file: str, out_dir: str, formats: str | None, no_test: bool, timeo
     if fancy:
         events.summary(cached=result.cached, artifacts=result.artifacts)
         if not no_test:
-            sys.exit(run_image_tests(recipe, result, Path(out_dir), cancel, fancy=True))
+            sys.exit(run_image_tests(recipe, result, Path(out_dir), cancel, vm_settings, fancy=True))
         return
     click.secho("build succeeded" + (" (cached result)" if result.cached else ""), fg="green", bold=True)
     for a in result.artifacts:
@@ -133,15 +140,16 @@ def build_cmd(file: str, out_dir: str, formats: str | None, no_test: bool, timeo
     if result.stage_timings:
         click.echo("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.stage_timings.items()))
     if not no_test:
-        sys.exit(run_image_tests(recipe, result, Path(out_dir), cancel))
+        sys.exit(run_image_tests(recipe, result, Path(out_dir), cancel, vm_settings))
 
 
-def run_image_tests(recipe: dict, result, out_dir: Path, cancel: threading.Event, fancy: bool = False) -> int:
+def run_image_tests(recipe: dict, result, out_dir: Path, cancel: threading.Event, vm_settings: VMSettings,
+                    fancy: bool = False) -> int:
     """Test every image artifact with app.engine.testing (filesystem checks, QEMU boot); exit status."""
     from .testing import run_image_tests as test_artifact
 
     if fancy:
-        return _run_image_tests_live(recipe, result, out_dir, cancel, test_artifact)
+        return _run_image_tests_live(recipe, result, out_dir, cancel, test_artifact, vm_settings)
 
     failed = False
     for artifact in result.artifacts:
@@ -151,7 +159,8 @@ def run_image_tests(recipe: dict, result, out_dir: Path, cancel: threading.Event
         work = out_dir / f".test-{artifact.kind}"
         try:
             report = test_artifact(artifact.path, artifact.kind, recipe, work_dir=work, cancel=cancel,
-                                   log=lambda level, message: click.echo(f"   [test] {message}"))
+                                   log=lambda level, message: click.echo(f"   [test] {message}"),
+                                   vm_settings=vm_settings)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         for case in report.tests:
@@ -165,7 +174,8 @@ def run_image_tests(recipe: dict, result, out_dir: Path, cancel: threading.Event
     return 1 if failed else 0
 
 
-def _run_image_tests_live(recipe: dict, result, out_dir: Path, cancel: threading.Event, test_artifact) -> int:
+def _run_image_tests_live(recipe: dict, result, out_dir: Path, cancel: threading.Event, test_artifact,
+                          vm_settings: VMSettings) -> int:
     """run_image_tests for a terminal: a live status line per artifact, then a table of the checks."""
     from rich.console import Console
 
@@ -181,7 +191,8 @@ def _run_image_tests_live(recipe: dict, result, out_dir: Path, cancel: threading
                 if level in ("warning", "error"):
                     console.print(f"[{'yellow' if level == 'warning' else 'red'}]{message}[/]")
             try:
-                report = test_artifact(artifact.path, artifact.kind, recipe, work_dir=work, cancel=cancel, log=log)
+                report = test_artifact(artifact.path, artifact.kind, recipe, work_dir=work, cancel=cancel, log=log,
+                                       vm_settings=vm_settings)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
         print_test_report(console, report, title=f"{artifact.kind} tests")

@@ -1,11 +1,12 @@
 """The QEMU launcher with real QEMU, on images that never reach an OS (fast): ports, timeouts, teardown."""
+import dataclasses
 import threading
 import time
 
 import pytest
 
 from app.engine.testing import VMError, boot_and_check
-from app.engine.testing.vm import VM, free_ports
+from app.engine.testing.vm import VM, VMSettings, free_ports
 
 
 def test_free_ports_are_distinct_loopback_ports():
@@ -45,9 +46,9 @@ def test_qcow2_boots_from_a_throwaway_overlay(packed_images, tmp_path):
 
 
 @pytest.fixture
-def tcg(monkeypatch):
+def tcg():
     # Skip the KVM probe: these VMs never run an OS, so the accelerator does not matter.
-    monkeypatch.setenv("KILN_QEMU_ACCEL", "tcg")
+    return VMSettings(accel="tcg")
 
 
 def test_boot_timeout_is_reported_and_vm_torn_down(blank_iso, tmp_path, tcg):
@@ -55,7 +56,7 @@ def test_boot_timeout_is_reported_and_vm_torn_down(blank_iso, tmp_path, tcg):
     run = boot_and_check(
         blank_iso, "iso", [{"type": "boots", "params": {}},
                            {"type": "service_running", "params": {"service": "ssh"}}],
-        work_dir=tmp_path, boot_timeout=3)
+        work_dir=tmp_path, boot_timeout=3, vm_settings=tcg)
     results = run.results
     assert time.monotonic() - started < 30
     assert results[0].result == "failed" and "timed out after 3 s without a login prompt" in results[0].message
@@ -71,7 +72,7 @@ def test_cancel_stops_the_boot(blank_iso, tmp_path, tcg):
     threading.Timer(1.0, cancel.set).start()
     started = time.monotonic()
     run = boot_and_check(blank_iso, "iso", [{"type": "boots", "params": {}}],
-                         work_dir=tmp_path, cancel=cancel, boot_timeout=120)
+                         work_dir=tmp_path, cancel=cancel, boot_timeout=120, vm_settings=tcg)
     assert time.monotonic() - started < 20
     assert run.results[0].result == "failed" and "cancelled" in run.results[0].message
     assert [a.outcome for a in run.attempts] == ["cancelled"]
@@ -92,7 +93,7 @@ def test_bad_images_raise_vm_errors(tmp_path, packed_images):
 def test_qemu_killed_before_init_is_retried_on_a_fresh_vm(blank_iso, tmp_path, tcg, kill_first_vm):
     log = kill_first_vm(lambda console: True, tmp_path, delay=1.0)
     run = boot_and_check(blank_iso, "iso", [{"type": "boots", "params": {}}], work_dir=tmp_path, log=log,
-                         boot_timeout=4)
+                         boot_timeout=4, vm_settings=tcg)
     assert len(log.started) == 2 and log.started[0] != log.started[1]
     first, second = run.attempts
     assert (first.outcome, second.outcome) == ("qemu-error", "timed-out")
@@ -105,11 +106,11 @@ def test_qemu_killed_before_init_is_retried_on_a_fresh_vm(blank_iso, tmp_path, t
                                    "the retry: timed out after 4 s"), boot.message
 
 
-def test_qemu_failing_twice_is_an_error_not_the_images_fault(blank_iso, tmp_path, tcg, monkeypatch):
-    monkeypatch.setenv("KILN_TEST_VM_MACHINE", "no-such-machine")
+def test_qemu_failing_twice_is_an_error_not_the_images_fault(blank_iso, tmp_path, tcg):
     run = boot_and_check(blank_iso, "iso", [{"type": "boots", "params": {}},
                                             {"type": "service_running", "params": {"service": "ssh"}}],
-                         work_dir=tmp_path, boot_timeout=30)
+                         work_dir=tmp_path, boot_timeout=30,
+                         vm_settings=dataclasses.replace(tcg, machine="no-such-machine"))
     assert [a.outcome for a in run.attempts] == ["qemu-error", "qemu-error"]
     assert [r.result for r in run.results] == ["error", "error"]
     assert run.results[0].message.startswith("QEMU failed on two fresh VMs, so the image could not be tested")

@@ -3,7 +3,7 @@ import os
 import pwd
 from pathlib import Path
 
-from app.engine.testing.vm import RUN_AS, VM
+from app.engine.testing.vm import VM
 
 
 def _status(pid: int) -> dict[str, str]:
@@ -21,6 +21,6 @@ def test_qemu_runs_unprivileged_under_seccomp_with_a_restricted_network(packed_i
         args = vm.proc.args
     assert status["Seccomp"] == "2"  # -sandbox on installed its filter
     if os.geteuid() == 0:
-        assert int(status["Uid"].split()[0]) == pwd.getpwnam(RUN_AS).pw_uid != 0
+        assert int(status["Uid"].split()[0]) == pwd.getpwnam(vm.settings.run_as).pw_uid != 0
     [netdev] = [args[i + 1] for i, a in enumerate(args) if a == "-netdev"]
     assert netdev.startswith("user,id=n0,restrict=on,") and netdev.count("hostfwd=") == 1

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import signal
 import sys
@@ -49,7 +50,13 @@ def test_command(artifact: Path, recipe_file: str | None, asserts: tuple[str, ..
     """Boot ARTIFACT (iso/qcow2) in QEMU and check it; exit 1 when any check fails."""
     from app.engine.recipe import RecipeError, parse_recipe_text
     from app.engine.testing import parse_assertion, run_image_tests
+    from app.engine.testing.vm import VMSettings
 
+    # The CLI is the edge: the test VM's settings come from its environment (KILN_TEST_VM_*, KILN_QEMU_ACCEL).
+    try:
+        vm_settings = VMSettings.from_config(os.environ)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
     fmt = fmt or guess_format(artifact)
     if fmt is None:
         raise click.UsageError(f"cannot tell the format of {artifact.name}; pass --format iso|qcow2|rootfs|oci")
@@ -95,7 +102,7 @@ def test_command(artifact: Path, recipe_file: str | None, asserts: tuple[str, ..
         with status:
             report = run_image_tests(artifact, fmt, recipe, extra_assertions=extra,
                                      include_defaults=not no_defaults, work_dir=scratch, log=log, cancel=cancel,
-                                     boot_timeout=boot_timeout)
+                                     boot_timeout=boot_timeout, vm_settings=vm_settings)
         if report.console_log and work_dir is None:
             kept = Path(tempfile.gettempdir()) / f"kiln-console-{artifact.name}-{int(time.time())}.log"
             shutil.copyfile(report.console_log, kept)

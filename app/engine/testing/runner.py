@@ -20,7 +20,7 @@ from app.engine.testing.qga import AgentError, GuestAgent
 from app.engine.testing.results import (BOOTED, CANCELLED, DIED_BEFORE_INIT, ERROR, FAILED, FAILED_AFTER_INIT, PASSED,
                                         QEMU_ERROR, RETRIED_OUTCOMES, SKIPPED, TIMED_OUT, AssertionResult, BootAttempt,
                                         TestCase, TestReport)
-from app.engine.testing.vm import VM, BootOutcome, QemuStartError, VMError
+from app.engine.testing.vm import VM, BootOutcome, QemuStartError, VMError, VMSettings
 
 LogFn = Callable[[str, str], None]
 AGENT_WAIT = 120.0
@@ -179,9 +179,10 @@ def _signature(attempt: BootAttempt) -> str:
 
 
 def _start_vm(n: int, image: Path, fmt: str, work_dir: Path, forward: list[tuple[str, int]], wait: float,
-              log: LogFn, cancel: threading.Event | None) -> tuple[VM | None, BootOutcome | None, BootAttempt]:
+              log: LogFn, cancel: threading.Event | None,
+              settings: VMSettings) -> tuple[VM | None, BootOutcome | None, BootAttempt]:
     """Start one fresh VM and wait for its boot. VMError for a problem with the image's file (no VM)."""
-    vm = VM(image, fmt, work_dir, forward=forward, log=log)
+    vm = VM(image, fmt, work_dir, forward=forward, log=log, settings=settings)
     try:
         vm.__enter__()
     except QemuStartError as err:
@@ -220,7 +221,8 @@ def _boot_verdict(attempts: list[BootAttempt]) -> tuple[str, str]:
 
 
 def boot_and_check(image: Path, fmt: str, assertions: list[dict], *, work_dir: Path, log: LogFn | None = None,
-                   cancel: threading.Event | None = None, boot_timeout: float = 300) -> BootRun:
+                   cancel: threading.Event | None = None, boot_timeout: float = 300,
+                   vm_settings: VMSettings | None = None) -> BootRun:
     """Boot the image and answer `boots` and the in-guest assertions in order.
 
     A guest that dies before its init system starts (a panic in the kernel or the initramfs, QEMU
@@ -230,6 +232,7 @@ def boot_and_check(image: Path, fmt: str, assertions: list[dict], *, work_dir: P
     returns, whatever happened.
     """
     log = log or _quiet
+    vm_settings = vm_settings or VMSettings()
     checks = [validate_assertion(a) for a in assertions]
     # The schema fills timeoutSeconds=300 by default; only a limit the caller wrote overrides boot_timeout.
     explicit = [spec["params"]["timeoutSeconds"] for spec in assertions
@@ -244,7 +247,8 @@ def boot_and_check(image: Path, fmt: str, assertions: list[dict], *, work_dir: P
         for n in range(1, BOOT_ATTEMPTS + 1):
             if vm is not None:
                 vm.stop()
-            vm, outcome, attempt = _start_vm(n, image, fmt, work_dir, _forwards(checks), wait, log, cancel)
+            vm, outcome, attempt = _start_vm(n, image, fmt, work_dir, _forwards(checks), wait, log, cancel,
+                                             vm_settings)
             attempts.append(attempt)
             if attempt.outcome not in RETRIED_OUTCOMES or n == BOOT_ATTEMPTS or (cancel is not None and cancel.is_set()):
                 break
@@ -338,7 +342,7 @@ def boot_and_check(image: Path, fmt: str, assertions: list[dict], *, work_dir: P
 def run_image_tests(artifact_path: Path, fmt: str, recipe: dict, *, extra_assertions: list[dict] | None = None,
                     include_defaults: bool = True, tree: Path | None = None, work_dir: Path,
                     log: LogFn | None = None, cancel: threading.Event | None = None,
-                    boot_timeout: float = 300) -> TestReport:
+                    boot_timeout: float = 300, vm_settings: VMSettings | None = None) -> TestReport:
     """Test one artifact: filesystem checks, then (iso/qcow2) one boot for everything that needs the VM.
 
     `tree` is the image's root directory when the caller still has it (during a build); otherwise the
@@ -405,13 +409,15 @@ def run_image_tests(artifact_path: Path, fmt: str, recipe: dict, *, extra_assert
             if not any(a["type"] == "boots" for a in jobs):
                 jobs = [{"type": "boots", "params": {}}] + jobs
                 boot = boot_and_check(
-                    Path(artifact_path), fmt, jobs, work_dir=work_dir, log=log, cancel=cancel, boot_timeout=boot_timeout)
+                    Path(artifact_path), fmt, jobs, work_dir=work_dir, log=log, cancel=cancel, boot_timeout=boot_timeout,
+                    vm_settings=vm_settings)
                 boot_result, vm_results = boot.results[0], boot.results[1:]
                 if boot_result.result != PASSED:
                     report.tests.insert(0, TestCase("Boot verification", [boot_result]))
             else:
                 boot = boot_and_check(
-                    Path(artifact_path), fmt, jobs, work_dir=work_dir, log=log, cancel=cancel, boot_timeout=boot_timeout)
+                    Path(artifact_path), fmt, jobs, work_dir=work_dir, log=log, cancel=cancel, boot_timeout=boot_timeout,
+                    vm_settings=vm_settings)
                 vm_results = boot.results
             for (ti, ai, _), result in zip(vm_jobs, vm_results):
                 slots[ti][ai] = result

@@ -18,15 +18,14 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from app.engine.process import CommandFailed, kill_group, run
 from app.engine.testing import console as consolelib
 
 LogFn = Callable[[str, str], None]
 
-MEMORY_MB = int(os.environ.get("KILN_TEST_VM_MEMORY_MB", "1792"))
-CPUS = int(os.environ.get("KILN_TEST_VM_CPUS", str(min(2, os.cpu_count() or 1))))
+MEMORY_MB = 1792
 KVM_PROBE_TIMEOUT = 10.0
 # Under KVM the kernel prints within seconds; silence this long after start means KVM hangs here.
 KVM_PROGRESS_TIMEOUT = 40.0
@@ -43,8 +42,65 @@ MACHINE = "pc"
 # is not the default until measured not slower to login. The runner retries such deaths instead.
 TCG_ICOUNT = ""
 # A root worker drops QEMU to this user once the VM is set up (disk, sockets and log are open by then).
-RUN_AS = os.environ.get("KILN_TEST_VM_USER", "nobody")
+RUN_AS = "nobody"
 KERNEL_OUTPUT_RE = re.compile(r"\[\s*\d+\.\d+\]|Linux version|Welcome to|systemd\[1\]")
+
+
+def _default_cpus() -> int:
+    return min(2, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class VMSettings:
+    """How test VMs are made; passed in (the app builds it from its config, a CLI from its environment).
+
+    The library never reads the environment itself (STYLE.md habit 14)."""
+    memory_mb: int = MEMORY_MB
+    cpus: int = field(default_factory=_default_cpus)
+    run_as: str = RUN_AS            # the user a root worker drops QEMU to
+    accel: str = ""                 # "kvm" or "tcg" forces one; "" probes KVM once per process
+    machine: str = MACHINE
+    cpu_model: str = TCG_CPU_MODEL  # under TCG only; "default" leaves QEMU's own
+    tcg_thread: str = TCG_THREAD
+    icount: str = TCG_ICOUNT        # "-icount" under TCG (forces thread=single); "" for none
+    firmware: str = "bios"
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> "VMSettings":
+        """From a mapping of the KILN_TEST_VM_* keys and KILN_QEMU_ACCEL (the app's config, or the
+        environment at a CLI's edge); missing or empty values take the defaults, bad ones are refused by name."""
+        def text(name: str, default: str) -> str:
+            raw = config.get(name)
+            return default if raw in (None, "") else str(raw).strip()
+
+        def positive(name: str, default: int) -> int:
+            raw = config.get(name)
+            if raw in (None, ""):
+                return default
+            try:
+                value = int(raw)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+            if value <= 0:
+                raise ValueError(f"{name} must be greater than 0, got {value}")
+            return value
+
+        def one_of(name: str, default: str, choices: tuple[str, ...]) -> str:
+            value = text(name, default).lower()
+            if value not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(c or repr(c) for c in choices)}, got {value!r}")
+            return value
+
+        accel = one_of("KILN_QEMU_ACCEL", "", ("", "auto", "kvm", "tcg"))
+        return cls(memory_mb=positive("KILN_TEST_VM_MEMORY_MB", MEMORY_MB),
+                   cpus=positive("KILN_TEST_VM_CPUS", _default_cpus()),
+                   run_as=text("KILN_TEST_VM_USER", RUN_AS),
+                   accel="" if accel == "auto" else accel,
+                   machine=text("KILN_TEST_VM_MACHINE", MACHINE),
+                   cpu_model=text("KILN_TEST_VM_CPU_MODEL", TCG_CPU_MODEL),
+                   tcg_thread=one_of("KILN_TEST_VM_TCG_THREAD", TCG_THREAD, ("multi", "single")),
+                   icount=text("KILN_TEST_VM_ICOUNT", TCG_ICOUNT),
+                   firmware=one_of("KILN_TEST_VM_FIRMWARE", "bios", ("bios", "uefi")))
 
 
 class VMError(Exception):
@@ -93,10 +149,10 @@ def _broken_marker() -> Path:
     return Path(tempfile.gettempdir()) / f"kiln-kvm-broken-{boot_id}"
 
 
-def choose_accel() -> str:
-    """'kvm' when it works here (probed once per process), else 'tcg'. KILN_QEMU_ACCEL forces one."""
+def choose_accel(settings: VMSettings | None = None) -> str:
+    """'kvm' when it works here (probed once per process), else 'tcg'. settings.accel forces one."""
     global _kvm_verdict
-    forced = os.environ.get("KILN_QEMU_ACCEL", "").strip().lower()
+    forced = (settings or VMSettings()).accel
     if forced in ("kvm", "tcg"):
         return forced
     with _kvm_lock:
@@ -132,12 +188,12 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def _confinement() -> list[str]:
-    """QEMU's seccomp filter, and no root: as root, QEMU switches to RUN_AS (which needs set*id)."""
+def _confinement(run_as: str) -> list[str]:
+    """QEMU's seccomp filter, and no root: as root, QEMU switches to run_as (which needs set*id)."""
     as_root = os.geteuid() == 0
     sandbox = ["-sandbox", "on,obsolete=deny,spawn=deny,resourcecontrol=deny,elevateprivileges="
                + ("allow" if as_root else "deny")]
-    return sandbox + (["-runas", RUN_AS] if as_root else [])
+    return sandbox + (["-runas", run_as] if as_root else [])
 
 
 @dataclass
@@ -153,10 +209,10 @@ class VM:
     """Use as a context manager: the VM is always torn down on exit."""
 
     def __init__(self, image: Path, fmt: str, work_dir: Path, *, forward: list[tuple[str, int]] | None = None,
-                 log: LogFn | None = None, accel: str | None = None, memory_mb: int = MEMORY_MB,
-                 cpus: int = CPUS, firmware: str | None = None, machine: str | None = None,
+                 log: LogFn | None = None, accel: str | None = None, memory_mb: int | None = None,
+                 cpus: int | None = None, firmware: str | None = None, machine: str | None = None,
                  cpu_model: str | None = None, tcg_thread: str | None = None, rng: bool = True,
-                 icount: str | None = None):
+                 icount: str | None = None, settings: VMSettings | None = None):
         if fmt not in ("iso", "qcow2"):
             raise VMError(f"format {fmt!r} does not boot; only iso and qcow2 images can be started")
         image = Path(image)
@@ -166,14 +222,17 @@ class VM:
         self.work_dir = Path(work_dir)
         self.forward = sorted(set(forward or [])) or []
         self.log = log or (lambda level, msg: None)
+        # The settings give every default; an explicit argument overrides it (the bench varies them).
+        self.settings = settings = settings or VMSettings()
         self.accel = accel
-        self.memory_mb, self.cpus, self.firmware = memory_mb, cpus, firmware
-        # The emulated machine; the defaults are what the image tests use, the bench varies them.
-        self.machine = machine or os.environ.get("KILN_TEST_VM_MACHINE", MACHINE)
-        self.cpu_model = cpu_model or os.environ.get("KILN_TEST_VM_CPU_MODEL", TCG_CPU_MODEL)
-        self.tcg_thread = tcg_thread or os.environ.get("KILN_TEST_VM_TCG_THREAD", TCG_THREAD)
+        self.memory_mb = memory_mb or settings.memory_mb
+        self.cpus = cpus or settings.cpus
+        self.firmware = firmware or settings.firmware
+        self.machine = machine or settings.machine
+        self.cpu_model = cpu_model or settings.cpu_model
+        self.tcg_thread = tcg_thread or settings.tcg_thread
         self.rng = rng
-        self.icount = icount if icount is not None else os.environ.get("KILN_TEST_VM_ICOUNT", TCG_ICOUNT)
+        self.icount = icount if icount is not None else settings.icount
         self.id = uuid.uuid4().hex[:8]
         # Unix socket paths are limited to ~107 bytes; keep the run dir short.
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"kiln-vm-{self.id}-"))
@@ -221,10 +280,10 @@ class VM:
                 "-device", "virtio-net-pci,netdev=n0",
                 "-chardev", f"socket,id=qga0,path={self.qga_socket},server=on,wait=off",
                 "-device", "virtio-serial", "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
-                "-no-reboot", *_confinement()]
+                "-no-reboot", *_confinement(self.settings.run_as)]
         if self.rng:  # entropy: sshd and friends must not stall at boot under TCG
             argv += ["-device", "virtio-rng-pci"]
-        firmware = self.firmware or os.environ.get("KILN_TEST_VM_FIRMWARE", "bios")
+        firmware = self.firmware
         if accel == "tcg" and self.cpu_model != "default":
             argv += ["-cpu", self.cpu_model]
         if accel == "tcg" and self.icount:
@@ -238,7 +297,7 @@ class VM:
 
     def start(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        accel = self.accel or choose_accel()
+        accel = self.accel or choose_accel(self.settings)
         last_error = ""
         for attempt in range(PORT_RETRIES):
             hosts = free_ports(len(self.forward))

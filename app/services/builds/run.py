@@ -24,6 +24,7 @@ from app import queues
 from app.engine.pipeline import BuildCancelled, BuildError, BuildTimeout, build as engine_build
 from app.engine.settings import EngineSettings
 from app.engine.testing import run_image_tests
+from app.engine.testing.vm import VMSettings
 from app.extensions import db
 from app.models import Build, BuildArtifact, BuildStage, TestCase, TestRun
 from app.models.base import isoformat, utcnow
@@ -410,10 +411,13 @@ def execute_tests(build: Build, run: TestRun, worker_name: str, *, include_defau
     try:
         if artifact is None:
             raise RuntimeError(f"no {build.primary_format} artifact to test")
+        # A bad KILN_TEST_VM_* value ends the run as an error naming it.
+        vm_settings = VMSettings.from_config(current_app.config)
         report = run_image_tests(files.artifact_file(artifact), artifact.kind, build.recipe,
                                  extra_assertions=list(run.assertions) or None, include_defaults=include_defaults,
                                  work_dir=work, log=test_log, cancel=cancel,
-                                 boot_timeout=float(current_app.config["KILN_TEST_BOOT_TIMEOUT"]))
+                                 boot_timeout=float(current_app.config["KILN_TEST_BOOT_TIMEOUT"]),
+                                 vm_settings=vm_settings)
     except Exception as err:  # noqa: BLE001 - the runner failing is an infrastructure problem, not a test result
         log.exception("tests for build %s", build.id)
         db.session.rollback()
