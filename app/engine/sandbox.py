@@ -134,12 +134,36 @@ def cgroup_parents() -> tuple[str, dict[str, Path]] | None:
     return None
 
 
+STEP_CGROUP_PREFIX = "kiln-step-"
+# A step joins its cgroup within milliseconds of creating it, and removes it when it ends; an empty one
+# older than this was left by a process that was SIGKILLed mid-step (a killed worker), so nobody removes it.
+STALE_STEP_CGROUP_SECONDS = 60.0
+
+
+def remove_stale_step_cgroups(parents: dict[str, Path], min_age: float = STALE_STEP_CGROUP_SECONDS) -> list[Path]:
+    """Remove the empty step cgroups that killed processes left under `parents`; returns those removed.
+    A cgroup that still holds processes, or is younger than `min_age` (another step about to join it), stays."""
+    removed = []
+    now = time.time()
+    for parent in dict.fromkeys(parents.values()):
+        for d in parent.glob(STEP_CGROUP_PREFIX + "*"):
+            try:
+                if now - d.stat().st_mtime < min_age or (d / "cgroup.procs").read_text().strip():
+                    continue
+                d.rmdir()  # the kernel refuses (EBUSY) if a process joined meanwhile
+                removed.append(d)
+            except OSError:
+                continue
+    return removed
+
+
 class StepCgroup:
     """One throwaway cgroup (or a pair, on v1) holding one step, with its limits and their events."""
 
     def __init__(self, version: str, parents: dict[str, Path], limits: Limits):
         self.version = version
-        name = f"kiln-step-{uuid.uuid4().hex[:12]}"
+        remove_stale_step_cgroups(parents)
+        name = f"{STEP_CGROUP_PREFIX}{uuid.uuid4().hex[:12]}"
         self.dirs = {k: parent / name for k, parent in parents.items()}
         try:
             self._create(version, limits)

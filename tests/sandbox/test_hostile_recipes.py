@@ -7,19 +7,21 @@ quickly; the limits' defaults are the same code path with bigger numbers.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import secrets
 import socket
 import subprocess
 import threading
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from app.engine.pipeline import BuildError, BuildEvents, build
-from app.engine.sandbox import cgroup_parents
+from app.engine.sandbox import STEP_CGROUP_PREFIX, cgroup_parents, remove_stale_step_cgroups
 
 pytestmark = pytest.mark.slow
 
@@ -212,6 +214,7 @@ def test_connecting_to_the_host_loopback_fails_at_once(hostile_settings, tmp_pat
 
 
 def test_fork_bomb_is_stopped_at_the_process_limit(hostile_settings, tmp_path):
+    before = _leftover_step_cgroups()
     err, events = run_build(hostile_settings, tmp_path, "hostile-forks",
                             commands=["bomb() { bomb | bomb & }; bomb; sleep 100"])
     assert isinstance(err, BuildError) and err.user_error and err.stage == "configure"
@@ -220,7 +223,7 @@ def test_fork_bomb_is_stopped_at_the_process_limit(hostile_settings, tmp_path):
         assert "started more than the 64 processes a build step may run at once" in err.reason
     else:  # rlimits: the bomb's forks fail and the step's time limit ends it
         assert "a build step may run at most 64 processes" in err.reason or "ran longer than" in err.reason
-    assert _leftover_step_cgroups() == []
+    assert set(_leftover_step_cgroups()) - set(before) == set()
 
 
 def test_filling_memory_is_stopped_at_the_memory_limit(hostile_settings, tmp_path):
@@ -236,14 +239,40 @@ def test_filling_memory_is_stopped_at_the_memory_limit(hostile_settings, tmp_pat
 
 def test_the_next_build_succeeds_and_nothing_is_left(engine_settings, tmp_path, canary, listener, marker):
     port, received = listener
+    before = _leftover_step_cgroups()  # another run's live steps on this machine are not ours to judge
     result, events = run_build(engine_settings, tmp_path, "after-hostile",
                                commands=["echo fine > /root/ok"],
                                files=[{"path": "/etc/motd", "content": "ok\n", "mode": "0644", "owner": "root"}])
     assert not isinstance(result, BuildError), result.reason
     assert received == [] and not marker.exists()
     assert_no_secret(canary, events, tmp_path / "after-hostile")
-    assert _leftover_step_cgroups() == []
+    assert set(_leftover_step_cgroups()) - set(before) == set()
     assert [p for p in engine_settings.tmp_dir.iterdir() if p.name.startswith("build-")] == []
+
+
+def test_step_cgroups_a_killed_worker_left_are_removed_by_the_next_step(tmp_path):
+    """A worker SIGKILLed mid-step leaves its empty step cgroup; the next step removes it once it is stale,
+    never one that is young (a step about to join it) or still holds a process."""
+    parents = cgroup_parents()
+    if parents is None:
+        pytest.skip("this host gives the worker no cgroup to create step cgroups in")
+    dirs = parents[1]
+    stale, young = (f"{STEP_CGROUP_PREFIX}test-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    for name in (stale, young):
+        for d in set(dirs.values()):
+            (d / name).mkdir()
+    old = time.time() - 3600
+    for d in set(dirs.values()):
+        os.utime(d / stale, (old, old))
+    try:
+        removed = remove_stale_step_cgroups(dirs)
+        assert {p.name for p in removed} == {stale}
+        assert all(not (d / stale).exists() and (d / young).exists() for d in set(dirs.values()))
+    finally:
+        for d in set(dirs.values()):
+            for name in (stale, young):
+                with contextlib.suppress(OSError):
+                    (d / name).rmdir()
 
 
 def _leftover_step_cgroups() -> list[str]:
