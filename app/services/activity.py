@@ -94,7 +94,11 @@ def _cell(value: str) -> str:
 
 
 def csv_rows(org, **filters):
-    """The header, then one CSV line per record (streamed in batches, never the whole log in memory)."""
+    """The header, then one CSV line per record (streamed in batches, never the whole log in memory).
+
+    The query is built now, while the request's org is loaded; the lines are produced later, as the
+    response streams, when the request's own objects may already be expired or detached."""
+    query = records(org, **filters).execution_options(yield_per=500)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
 
@@ -104,12 +108,14 @@ def csv_rows(org, **filters):
         buffer.truncate()
         return text
 
-    writer.writerow(CSV_COLUMNS)
-    yield flush()
-    query = records(org, **filters).execution_options(yield_per=500)
-    for row in db.session.scalars(query):
-        writer.writerow([_cell(v) for v in (
-            isoformat(row.created_at), row.actor.email if row.actor else "", str(row.actor_user_id or ""),
-            str(row.actor_api_key_id or ""), row.action, row.entity_type, row.entity_id or "", row.ip_address or "",
-            json.dumps(row.details or {}, sort_keys=True))])
+    def lines():
+        writer.writerow(CSV_COLUMNS)
         yield flush()
+        for row in db.session.scalars(query):
+            writer.writerow([_cell(v) for v in (
+                isoformat(row.created_at), row.actor.email if row.actor else "", str(row.actor_user_id or ""),
+                str(row.actor_api_key_id or ""), row.action, row.entity_type, row.entity_id or "",
+                row.ip_address or "", json.dumps(row.details or {}, sort_keys=True))])
+            yield flush()
+
+    return lines()

@@ -94,3 +94,4 @@ def test_csv_export_api_and_page(client, app, user, auth_headers):
     exported = client.get("/activity/export.csv", query_string={"action": "conversation.renamed"})
     assert exported.mimetype == "text/csv" and len(exported.data.decode().strip().splitlines()) == 2
     assert client.get("/activity", query_string={"from": "soon"}).status_code == 400
+

@@ -20,8 +20,9 @@ def filters_of(args) -> dict:
 
 
 def csv_response(org, filters: dict) -> Response:
+    filename = f"kiln-activity-{org.slug}.csv"
     return Response(stream_with_context(service.csv_rows(org, **filters)), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="kiln-activity-{org.slug}.csv"'})
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 @blp.route("", methods=["GET"])
