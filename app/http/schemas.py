@@ -26,8 +26,12 @@ class QueryArgs(CamelSchema):
         unknown = EXCLUDE  # browsers and proxies add cache-busting params; ignore what we don't know
 
 
+# Deep enough for any real list; beyond it the row offset outgrows the databases' 64-bit integers.
+MAX_PAGE = 1_000_000
+
+
 class PaginationArgs(QueryArgs):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 

@@ -40,3 +40,12 @@ def test_the_default_error_answer_is_the_envelope(client):
     ref = spec["components"]["responses"]["DEFAULT_ERROR"]["content"]["application/json"]["schema"]["$ref"]
     schema = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
     assert set(schema["properties"]) == {"error"}
+
+
+def test_a_page_number_beyond_any_list_is_a_clear_400(client, auth_headers):
+    """Found by the API fuzzer: ?page=<huge> overflowed the database's integer in OFFSET (500)."""
+    for url in ("/api/notifications", "/api/builds", "/api/conversations", "/api/webhooks", "/api/activity-log"):
+        resp = client.get(url, query_string={"page": 10**30}, headers=auth_headers)
+        assert resp.status_code in (400, 403), (url, resp.status_code, resp.get_json())
+        if resp.status_code == 400:
+            assert "page" in resp.get_json()["error"]["details"], url

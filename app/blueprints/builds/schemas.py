@@ -30,7 +30,7 @@ class BuildQueryArgs(PaginationArgs):
 
 
 class LogQueryArgs(QueryArgs):
-    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=2**62))
     limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=10000))
     format = fields.String(load_default=None, validate=validate.OneOf(("json", "text")))
 
