@@ -11,9 +11,7 @@ import contextlib
 import dataclasses
 import os
 import secrets
-import socket
 import subprocess
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -47,35 +45,6 @@ def canary():
     os.environ[CANARY_VAR] = value
     yield value
     os.environ.pop(CANARY_VAR, None)
-
-
-@pytest.fixture(scope="module")
-def listener():
-    """A TCP listener on the host's 127.0.0.1 that records every connection it receives."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    server.settimeout(0.2)
-    received: list[tuple] = []
-    stop = threading.Event()
-
-    def serve():
-        while not stop.is_set():
-            try:
-                conn, addr = server.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            received.append(addr)
-            conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield server.getsockname()[1], received
-    stop.set()
-    thread.join()
-    server.close()
 
 
 @pytest.fixture(scope="module")

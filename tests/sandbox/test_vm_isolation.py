@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import threading
 
 import pytest
 
@@ -12,34 +10,6 @@ from app.engine.testing import boot_and_check
 pytestmark = pytest.mark.slow
 
 BOOT_TIMEOUT = float(os.environ.get("KILN_TEST_BOOT_TIMEOUT", "900"))
-
-
-@pytest.fixture
-def host_listener():
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    server.settimeout(0.2)
-    received: list = []
-    stop = threading.Event()
-
-    def serve():
-        while not stop.is_set():
-            try:
-                conn, addr = server.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            received.append(addr)
-            conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield server.getsockname()[1], received
-    stop.set()
-    thread.join()
-    server.close()
 
 
 def test_guest_reaches_its_own_services_but_not_the_host(built_artifacts, tmp_path, host_listener):
