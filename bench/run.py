@@ -69,7 +69,7 @@ def main() -> int:
         if args.keep is None:
             from app.engine.fsutil import remove_tree
             remove_tree(work)
-    stages = [s for s, _ in STAGES]
+    stages = [s.name for s in STAGES]
     header = f"{'run':<12} {'recipe':<20}" + "".join(f"{s:>10}" for s in stages) + f"{'total':>9} {'size MiB':>9}"
     print()
     print(header)

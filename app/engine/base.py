@@ -17,9 +17,10 @@ from pathlib import Path
 
 from .context import BuildContext
 from .fsutil import remove_tree, tree_size
+from .reproducible import BASE_EPOCH
 from .sandbox import ENV as SANDBOX_ENV
 
-BASE_REVISION = 4  # bump when the base recipe below changes
+BASE_REVISION = 5  # bump when the base recipe below changes (5: made with a fixed SOURCE_DATE_EPOCH)
 
 # What a bootable image needs beyond minbase; declared in every manifest under addedByKiln.
 BOOT_PACKAGES: dict[str, str] = {
@@ -194,7 +195,8 @@ def _build_base(ctx: BuildContext, release: str, bootable: bool, key: str, final
         argv.append("--include=" + ",".join(packages))
     argv += [release, str(target), settings.mirror]
     # The worker's environment holds the app's secrets; maintainer scripts get none of it.
-    ctx.run(argv, what="mmdebstrap", env=SANDBOX_ENV, inherit_env=False)
+    # A fixed date: what the base's own build writes (the initrd above all) is the same for the same packages.
+    ctx.run(argv, what="mmdebstrap", env={**SANDBOX_ENV, "SOURCE_DATE_EPOCH": str(BASE_EPOCH)}, inherit_env=False)
     added = harvest_debs(debs, apt_cache)
     ctx.log(f"base layer ready; {added} new .deb files added to the shared package cache")
     (staging / "meta.json").write_text(json.dumps({

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import click
 
-from .pipeline import STAGES, BuildError, BuildEvents, build
+from .pipeline import BuildError, BuildEvents, build, stage_names
 from .recipe import FORMATS, RecipeError, parse_recipe_text
 from .richout import RichEvents, interactive, print_test_report
 from .settings import EngineSettings
 from .testing.vm import VMSettings
 
-STAGE_NAMES = dict(STAGES)
+STAGE_NAMES = dict(stage_names())
 
 
 class ConsoleEvents(BuildEvents):

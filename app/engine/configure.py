@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .base import harvest_debs, seed_debs
 from .context import BuildContext, BuildError
+from .evidence import installed_packages
 from .fsutil import inside
 from .sandbox import Sandbox
 
@@ -36,39 +37,84 @@ def support_packages(recipe: dict) -> dict[str, str]:
     return extra
 
 
-def install_packages(ctx: BuildContext, sandbox: Sandbox, names: list[str]) -> None:
+LOCK_PREFERENCES = "/etc/apt/preferences.d/kiln-package-lock"
+
+
+def lock_preferences(lock: dict[str, str]) -> str:
+    """apt pins that make exactly the locked versions the candidates (priority > 1000 also downgrades)."""
+    return "".join(f"Package: {name}\nPin: version {version}\nPin-Priority: 1001\n\n"
+                   for name, version in sorted(lock.items()))
+
+
+def install_packages(ctx: BuildContext, sandbox: Sandbox, names: list[str],
+                     lock: dict[str, str] | None = None) -> None:
     """Download on the network side (apt only), then install from local files with no network.
 
     The build's archives dir is hardlinked from the shared .deb cache: it is writable only for the
     download, which runs nothing but apt, and read-only while maintainer scripts run, so no build
     can alter a .deb another build will install.
+
+    With a package `lock` ({name: version} of an earlier build), apt pins make exactly those versions the
+    candidates, a dist-upgrade moves the base layer's packages to them, and the result is checked.
     """
-    if not names:
+    if not names and not lock:
         return
+    root = sandbox.root
+    if lock:
+        prefs = inside(root, LOCK_PREFERENCES)
+        prefs.parent.mkdir(parents=True, exist_ok=True)
+        prefs.write_text(lock_preferences(lock))
+    try:
+        if names:
+            _apt(ctx, sandbox, "install " + " ".join(shlex.quote(n) for n in names),
+                 f"{len(names)} package(s) and their dependencies: {', '.join(names)}")
+        if lock and _lock_drift(root, lock):
+            _apt(ctx, sandbox, "--allow-downgrades dist-upgrade", "the locked versions of the base packages")
+    finally:
+        if lock:
+            inside(root, LOCK_PREFERENCES, follow_last=False).unlink(missing_ok=True)
+    if lock:
+        drift = _lock_drift(root, lock)
+        if drift:
+            raise BuildError(ctx.stage, "the package lock cannot be met from the mirror: " + "; ".join(drift[:10])
+                             + (f" (and {len(drift) - 10} more)" if len(drift) > 10 else "")
+                             + ". Set KILN_SNAPSHOT_MIRROR to an archive snapshot from the locked build's day.",
+                             user_error=True)
+        ctx.log(f"package lock met: all {len(lock)} package(s) at their locked versions")
+
+
+def _lock_drift(root: Path, lock: dict[str, str]) -> list[str]:
+    """What differs between the tree's installed packages and the lock, one line per package."""
+    installed = {p["name"]: p["version"] for p in installed_packages(root)}
+    drift = [f"{name} {installed.get(name, 'not installed')} instead of {version}"
+             for name, version in sorted(lock.items()) if installed.get(name) != version]
+    drift += [f"{name} {version} is installed but not in the lock" for name, version in sorted(installed.items())
+              if name not in lock]
+    return drift
+
+
+def _apt(ctx: BuildContext, sandbox: Sandbox, action: str, what: str) -> None:
     debs = ctx.work / "debs"
     apt_cache = ctx.settings.cache_dir / "apt"
     seed_debs(apt_cache, debs)
-    listed = " ".join(shlex.quote(n) for n in names)
-    ctx.log(f"downloading {len(names)} package(s) and their dependencies: {', '.join(names)}")
+    ctx.log(f"downloading {what}")
     download = dict(network=True, binds=[(debs, ARCHIVES, True)])
     try:
         try:
-            sandbox.run(APT + "install --download-only " + listed, what="apt-get install --download-only",
-                        **download)
+            sandbox.run(APT + "--download-only " + action, what=f"apt-get {action} --download-only", **download)
         except BuildError as err:
             if "Unable to fetch" not in err.reason and "404" not in err.reason and "Unable to locate" not in err.reason:
                 raise
             # The base's package lists are older than the mirror: refresh and try once more.
             ctx.log("package lists are out of date; running apt-get update and retrying", "warning")
             sandbox.run(APT + "update", what="apt-get update", **download)
-            sandbox.run(APT + "install --download-only " + listed, what="apt-get install --download-only",
-                        **download)
+            sandbox.run(APT + "--download-only " + action, what=f"apt-get {action} --download-only", **download)
     finally:
         harvest_debs(debs, apt_cache)
-    ctx.log(f"installing {len(names)} package(s) from local files, without network")
+    ctx.log(f"installing {what} from local files, without network")
     # Read-only archives: apt must not take its lock there (the sandbox is private anyway).
-    sandbox.run(APT + "-o Debug::NoLocking=true -o Acquire::http::Timeout=5 install " + listed,
-                what="apt-get install", binds=[(debs, ARCHIVES, False)], tmpfs=[ARCHIVES + "/partial"])
+    sandbox.run(APT + "-o Debug::NoLocking=true -o Acquire::http::Timeout=5 " + action,
+                what=f"apt-get {action}", binds=[(debs, ARCHIVES, False)], tmpfs=[ARCHIVES + "/partial"])
 
 
 def prepare_tree(ctx: BuildContext, root: Path) -> None:

@@ -44,7 +44,26 @@ def _version_key(v: str) -> list:
     return [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", v)]
 
 
-def make_iso(ctx: BuildContext, root: Path, recipe: dict, out: Path) -> None:
+def _fixed_times(ctx: BuildContext, tree: Path, epoch: int) -> None:
+    """Files the packager writes itself get the build's SOURCE_DATE_EPOCH too."""
+    for dirpath, dirnames, filenames in os.walk(tree, topdown=False):
+        for name in dirnames + filenames:
+            os.utime(os.path.join(dirpath, name), (epoch, epoch), follow_symlinks=False)
+    os.utime(tree, (epoch, epoch))
+
+
+def _epoch_env(epoch: int) -> dict[str, str]:
+    # grub-mkrescue, xorriso, mtools (the EFI image) and mke2fs take their own dates from these.
+    return {"SOURCE_DATE_EPOCH": str(epoch), "E2FSPROGS_FAKE_TIME": str(epoch), "TZ": "UTC"}
+
+
+def _uuid(recipe: dict, epoch: int, what: str) -> str:
+    """A filesystem id that is the same for the same recipe and package set (not random per build)."""
+    digest = hashlib.sha256(f"{recipe['name']}\n{epoch}\n{what}".encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
+
+
+def make_iso(ctx: BuildContext, root: Path, recipe: dict, out: Path, epoch: int) -> None:
     version, vmlinuz, initrd = kernel_files(root)
     iso_dir = ctx.work / "iso"
     live = iso_dir / "live"
@@ -52,6 +71,8 @@ def make_iso(ctx: BuildContext, root: Path, recipe: dict, out: Path) -> None:
     ctx.log("compressing the root filesystem into squashfs (zstd level 3)")
     ctx.run(["mksquashfs", str(root), str(live / "filesystem.squashfs"), "-noappend", "-comp", "zstd",
              "-Xcompression-level", "3", "-quiet", "-no-progress", "-wildcards",
+             # Fixed filesystem date; the tree's mtimes are already clamped; -reproducible: sorted, single order.
+             "-mkfs-time", str(epoch), "-reproducible",
              "-e", "proc/*", "sys/*", "dev/pts/*", "run/*", "tmp/*", "boot/*"], what="mksquashfs")
     shutil.copy2(vmlinuz, live / "vmlinuz")
     shutil.copy2(initrd, live / "initrd.img")
@@ -68,13 +89,19 @@ menuentry "{recipe['name']} (Debian {recipe['release']}, live)" {{
     initrd /live/initrd.img
 }}
 """)
+    _fixed_times(ctx, iso_dir, epoch)
     ctx.log(f"writing ISO with GRUB for BIOS and UEFI (kernel {version})")
     volid = re.sub(r"[^A-Z0-9_]", "_", recipe["name"].upper())[:32] or "KILN"
-    ctx.run(["grub-mkrescue", "-o", str(out), str(iso_dir), "--", "-volid", volid], what="grub-mkrescue")
+    # xorriso takes every volume date and the volume uuid from SOURCE_DATE_EPOCH (and clamps file dates);
+    # grub-mkrescue passes it on to mformat for the EFI boot image. -volume_date makes the dates explicit.
+    stamp = time.strftime("%Y%m%d%H%M%S00", time.gmtime(epoch))
+    ctx.run(["grub-mkrescue", "-o", str(out), str(iso_dir), "--", "-volid", volid,
+             "-volume_date", "all_file_dates", f"={epoch}", "-volume_date", "uuid", stamp],
+            what="grub-mkrescue", env=_epoch_env(epoch))
     shutil.rmtree(iso_dir, ignore_errors=True)
 
 
-def make_qcow2(ctx: BuildContext, root: Path, recipe: dict, out: Path) -> None:
+def make_qcow2(ctx: BuildContext, root: Path, recipe: dict, out: Path, epoch: int) -> None:
     version, _, _ = kernel_files(root)
     used = tree_size(root)
     fs_bytes = int(used * 1.3) + 512 * 1024**2
@@ -83,12 +110,14 @@ def make_qcow2(ctx: BuildContext, root: Path, recipe: dict, out: Path) -> None:
     raw = ctx.work / "disk.raw"
     with open(raw, "wb") as f:
         f.truncate(offset + fs_bytes)
-    ctx.run(["sfdisk", "--quiet", str(raw)], stdin_data=b"label: dos\nstart=2048, type=83, bootable\n",
-            what="sfdisk")
-    root_uuid = str(uuid.uuid4())
+    disk_id = "0x" + hashlib.sha256(f"{recipe['name']}\n{epoch}".encode()).hexdigest()[:8]
+    ctx.run(["sfdisk", "--quiet", str(raw)],
+            stdin_data=f"label: dos\nlabel-id: {disk_id}\nstart=2048, type=83, bootable\n".encode(), what="sfdisk")
+    root_uuid = _uuid(recipe, epoch, "root")
     ctx.log(f"creating ext4 root filesystem ({fs_bytes // 1024**2} MiB) from the tree")
     ctx.run(["mkfs.ext4", "-q", "-F", "-L", "root", "-U", root_uuid, "-d", str(root),
-             "-E", f"offset={offset}", str(raw), f"{fs_bytes // 1024}k"], what="mkfs.ext4")
+             "-E", f"offset={offset},hash_seed={_uuid(recipe, epoch, 'hash')}", str(raw), f"{fs_bytes // 1024}k"],
+            what="mkfs.ext4", env=_epoch_env(epoch))
     # GRUB is embedded in the MBR gap with its whole config built in, so nothing has to be
     # written into the filesystem and nothing has to be mounted.
     cmdline = f"root=UUID={root_uuid} rw {KERNEL_CMDLINE}"
@@ -131,13 +160,21 @@ def install_grub_mbr(raw: Path, core_img: Path, gap_end: int) -> None:
         disk.write(core)
 
 
+def tar_options(epoch: int) -> list[str]:
+    """GNU tar options for archives that are the same bytes for the same tree: sorted entries, numeric owners,
+    mtimes clamped to SOURCE_DATE_EPOCH, pax headers without atime/ctime and with a fixed name (the default
+    name holds tar's process id)."""
+    return ["--sort=name", "--numeric-owner", "--format=posix", f"--mtime=@{epoch}", "--clamp-mtime",
+            "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime"]
+
+
 TAR_EXCLUDES = ["--exclude=./proc/*", "--exclude=./sys/*", "--exclude=./dev/pts/*", "--exclude=./run/*",
                 "--exclude=./tmp/*"]
 
 
-def make_rootfs(ctx: BuildContext, root: Path, recipe: dict, out: Path) -> None:
+def make_rootfs(ctx: BuildContext, root: Path, recipe: dict, out: Path, epoch: int) -> None:
     ctx.log("writing root filesystem tarball (zstd)")
-    ctx.run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls", "-C", str(root),
+    ctx.run(["tar", *tar_options(epoch), "--xattrs", "--xattrs-include=*", "--acls", "-C", str(root),
              *TAR_EXCLUDES, "-I", "zstd -T0 -3 -q", "-cf", str(out), "."], what="tar")
 
 
@@ -147,7 +184,7 @@ def _blob(layout: Path, data: bytes) -> tuple[str, int]:
     return f"sha256:{digest}", len(data)
 
 
-def make_oci(ctx: BuildContext, root: Path, recipe: dict, out: Path) -> None:
+def make_oci(ctx: BuildContext, root: Path, recipe: dict, out: Path, epoch: int) -> None:
     """Hand-written OCI image layout (one gzip layer) packed as an oci-archive tarball."""
     layout = ctx.work / "oci"
     (layout / "blobs/sha256").mkdir(parents=True)
@@ -155,7 +192,7 @@ def make_oci(ctx: BuildContext, root: Path, recipe: dict, out: Path) -> None:
     diff_file = ctx.work / "oci-diffid"
     # A container does not boot: the kernel and its modules stay out of the layer.
     ctx.log("writing OCI layer (container image without kernel and /boot)")
-    script = (f"set -o pipefail; tar --numeric-owner --xattrs --xattrs-include=* -C {shlex.quote(str(root))} "
+    script = (f"set -o pipefail; tar {' '.join(shlex.quote(o) for o in tar_options(epoch))} --xattrs --xattrs-include=* -C {shlex.quote(str(root))} "
               f"{' '.join(shlex.quote(e) for e in TAR_EXCLUDES)} --exclude=./boot/* --exclude=./usr/lib/modules/* "
               f"-cf - . | tee >(sha256sum | cut -d' ' -f1 > {shlex.quote(str(diff_file))}) "
               f"| gzip -1 -n > {shlex.quote(str(layer_tmp))}")
@@ -172,7 +209,7 @@ def make_oci(ctx: BuildContext, root: Path, recipe: dict, out: Path) -> None:
     layer_digest = h.hexdigest()
     layer_size = layer_tmp.stat().st_size
     os.rename(layer_tmp, layout / "blobs/sha256" / layer_digest)
-    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
     config = {
         "created": created, "architecture": "amd64", "os": "linux",
         "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
@@ -195,7 +232,8 @@ def make_oci(ctx: BuildContext, root: Path, recipe: dict, out: Path) -> None:
     }]}
     (layout / "index.json").write_text(json.dumps(index))
     (layout / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
-    ctx.run(["tar", "-C", str(layout), "-cf", str(out), "oci-layout", "index.json", "blobs"], what="tar (OCI archive)")
+    ctx.run(["tar", *tar_options(epoch), f"--mtime=@{epoch}", "--owner=0", "--group=0", "-C", str(layout),
+             "-cf", str(out), "oci-layout", "index.json", "blobs"], what="tar (OCI archive)")
     shutil.rmtree(layout, ignore_errors=True)
 
 

@@ -13,9 +13,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .context import BuildEvents
-from .pipeline import STAGE_START, STAGES
+from .pipeline import STAGE_START, stage_names
 
-_ORDER = [name for name, _display in STAGES]
+_ORDER = [name for name, _display in stage_names()]
 
 
 def interactive(stream=None) -> bool:
@@ -41,7 +41,7 @@ class RichEvents(BuildEvents):
                                  TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
                                  TextColumn("[dim]{task.fields[note]}"), console=self.console, transient=False)
         self.tasks = {name: self.bars.add_task(display, total=100, start=False, status_mark="·", note="")
-                      for name, display in STAGES}
+                      for name, display in stage_names()}
         self.status = dict.fromkeys(_ORDER, "pending")
         self.started_at: dict[str, float] = {}
         self.seconds: dict[str, float] = {}
@@ -94,7 +94,7 @@ class RichEvents(BuildEvents):
         table.add_column("Stage")
         table.add_column("Result")
         table.add_column("Time", justify="right")
-        for name, display in STAGES:
+        for name, display in stage_names():
             status = self.status[name]
             if cached and status == "pending":
                 status = "cached"

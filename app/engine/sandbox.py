@@ -243,6 +243,8 @@ class Sandbox:
     def __init__(self, ctx: BuildContext, root: Path):
         self.ctx = ctx
         self.root = Path(root)
+        # Set on top of ENV for every later step (the configure stage adds SOURCE_DATE_EPOCH).
+        self.env: dict[str, str] = {}
         s = ctx.settings
         self.limits = Limits(s.step_memory_mb, s.step_max_processes, s.step_timeout)
         self.bwrap = shutil.which("bwrap", path=PATH)
@@ -275,7 +277,7 @@ class Sandbox:
                 "--die-with-parent", "--new-session", "--clearenv", "--cap-drop", "ALL"]
         for cap in CAPS:
             argv += ["--cap-add", cap]
-        for key, value in ENV.items():
+        for key, value in {**ENV, **self.env}.items():
             argv += ["--setenv", key, value]
         if network:
             # Name resolution for the mirror, through the host's resolver configuration (read-only).

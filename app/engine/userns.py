@@ -214,7 +214,7 @@ def _settings_dict(settings: EngineSettings) -> dict:
 
 def build_in_user_namespace(recipe: dict, out_dir: Path, formats: list[str], *, events: BuildEvents,
                             cancel: threading.Event, deadline: float | None, settings: EngineSettings,
-                            inspect: Callable[[Path], None] | None):
+                            inspect: Callable[[Path], None] | None, package_lock: dict[str, str] | None = None):
     """Run pipeline.build in a child inside a fresh user namespace; same results and errors as in-process."""
     probe(settings)
     env = _env()
@@ -224,7 +224,8 @@ def build_in_user_namespace(recipe: dict, out_dir: Path, formats: list[str], *, 
     child_settings = _settings_dict(settings) | {"scratch_dir": str(scratch)}
     request = {"recipe": recipe, "out_dir": str(Path(out_dir).resolve()), "formats": formats,
                "timeout": None if deadline is None else max(1.0, deadline - time.monotonic()),
-               "settings": child_settings, "inspect": inspect is not None}
+               "settings": child_settings, "inspect": inspect is not None,
+               "package_lock": package_lock}
     events.log("resolve", "info", f"not running as root: building in a user namespace as {_user()}")
 
     state = {"stage": "resolve", "final": None}

@@ -40,8 +40,8 @@ def test_minimal_rootfs_build_then_identical_request_is_cached(engine_settings, 
 
     result = build(recipe, tmp_path / "a", events=events, settings=engine_settings, inspect=inspect)
     assert not result.cached
-    assert [s for s, status in events.stages if status == "succeeded"] == [s for s, _ in STAGES]
-    assert {stage for stage, _, _ in events.logs} <= {s for s, _ in STAGES}
+    assert [s for s, status in events.stages if status == "succeeded"] == [s.name for s in STAGES]
+    assert {stage for stage, _, _ in events.logs} <= {s.name for s in STAGES}
     assert seen_tree == ["mini-host\n"]
 
     kinds = {a.kind: a for a in result.artifacts}

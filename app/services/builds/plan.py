@@ -1,7 +1,7 @@
 """The stages a build goes through: the engine's, plus image tests when its primary format boots."""
 from __future__ import annotations
 
-from app.engine.pipeline import STAGES
+from app.engine.pipeline import stage_names
 from app.engine.recipe import BOOTABLE_FORMATS
 from app.models.builds import TEST_STAGE
 
@@ -11,7 +11,7 @@ def is_bootable(formats: list[str]) -> bool:
 
 
 def stage_plan(formats: list[str]) -> list[tuple[str, str]]:
-    return list(STAGES) + ([TEST_STAGE] if is_bootable(formats) else [])
+    return stage_names() + ([TEST_STAGE] if is_bootable(formats) else [])
 
 
 def stage_display(build, name: str | None) -> str | None:
