@@ -45,6 +45,9 @@ class Build(IdMixin, TimestampMixin, OrgOwnedMixin, db.Model):
     recipe: Mapped[dict] = mapped_column(JSON, nullable=False)
     recipe_hash: Mapped[str] = mapped_column(String(64), index=True, nullable=False)
     formats: Mapped[list] = mapped_column(JSON, nullable=False)
+    # Exact package versions to install, taken from an earlier build's manifest ("lock to build #12"):
+    # {"fromBuildId", "fromBuildNumber", "packages": {name: version}}; None for a normal build.
+    package_lock: Mapped[dict | None] = mapped_column(JSON)
 
     status: Mapped[str] = mapped_column(String(16), index=True, default="pending", nullable=False)
     stage: Mapped[str | None] = mapped_column(String(32))

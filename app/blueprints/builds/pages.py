@@ -91,6 +91,7 @@ def _context(org, build, role: str, *, with_log: bool = False) -> dict:
             build, lambda a: url_for("builds.artifact_download", build_id=build.id, artifact_id=a.id)),
         "test_runs": build_views.test_run_rows(build),
         "summary": _summary(build),
+        "reproducibility": reads.reproducibility(build) if build.status == "succeeded" else None,
     }
     if with_log:
         log = build_views.log_view(build, LOG_LINES_ON_PAGE)

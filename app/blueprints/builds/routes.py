@@ -80,7 +80,8 @@ def create_build(data):
     """Build a conversation's current recipe version, or an inline recipe."""
     org, role = resolve_org()
     build = lifecycle.create_build(current_actor(), org, role, conversation_id=data["conversation_id"],
-                                   recipe=data["recipe"], fmt=data["format"], start=data["start"])
+                                   recipe=data["recipe"], fmt=data["format"], start=data["start"],
+                                   lock_from=data["lock_from"])
     db.session.commit()
     g.build_started = build.status == "queued"
     return build, 201

@@ -20,6 +20,8 @@ class BuildCreateSchema(CamelSchema):
     recipe = fields.Dict(load_default=None)
     start = fields.Boolean(load_default=True)
     format = fields.String(load_default=None, validate=validate.OneOf(FORMATS))
+    lock_from = fields.UUID(load_default=None, metadata={
+        "description": "Install exactly the package versions of this earlier (succeeded) build, from its manifest"})
 
 
 class BuildQueryArgs(PaginationArgs):
@@ -164,6 +166,8 @@ class BuildSchema(CamelSchema):
     attempt = fields.Integer()
     attempts = fields.List(fields.Nested(AttemptSchema))
     retried_from_id = fields.UUID(allow_none=True)
+    locked_from = fields.Function(lambda b: (b.package_lock or {}).get("fromBuildId"), allow_none=True, metadata={
+        "type": "string", "description": "The build whose exact package versions this build installs (lockFrom)"})
     worker_name = fields.String(allow_none=True)
     cached = fields.Boolean()
     cancel_requested_at = Timestamp(allow_none=True)

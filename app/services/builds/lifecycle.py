@@ -102,10 +102,30 @@ def _conversation_recipe(org, actor: Actor, role: str, conversation_id) -> Recip
     return version
 
 
+def package_lock_from(org, actor: Actor, role: str, build_id, release: str) -> dict:
+    """The package lock of an earlier build the caller can see: its manifest's exact package versions."""
+    source = reads.get_build(org, build_id, actor=actor, role=role)
+    manifest = reads.build_manifest(source)
+    if source.status != "succeeded" or manifest is None:
+        raise ValidationFailed(f"lockFrom: build #{source.number} has no finished image to lock to",
+                               {"lockFrom": [f"Build #{source.number} is {source.status} and has no manifest; "
+                                             "lock to a succeeded build."]})
+    if manifest.get("release") != release:
+        raise ValidationFailed(f"lockFrom: build #{source.number} is Debian {manifest.get('release')}, "
+                               f"this recipe is Debian {release}",
+                               {"lockFrom": ["A package lock only applies to a build of the same Debian release."]})
+    packages = (manifest.get("reproducibility") or {}).get("packageLock") or {
+        p["name"]: p["version"] for p in manifest.get("packages", [])}
+    return {"fromBuildId": str(source.id), "fromBuildNumber": source.number, "packages": packages}
+
+
 def create_build(actor: Actor, org, role: str, *, conversation_id=None, recipe: dict | None = None,
                  fmt=None, start: bool = True, retried_from: Build | None = None,
-                 recipe_version: RecipeVersion | None = None) -> Build:
-    """A new build from a conversation's current recipe version or an inline recipe; queued unless start=False."""
+                 recipe_version: RecipeVersion | None = None, lock_from=None,
+                 package_lock: dict | None = None) -> Build:
+    """A new build from a conversation's current recipe version or an inline recipe; queued unless start=False.
+    `lock_from` (a build id) installs exactly that build's package versions; `package_lock` is such a lock
+    already resolved (a retry keeps its build's lock)."""
     if (conversation_id is None) == (recipe is None) and recipe_version is None:
         raise ValidationFailed("Give either conversationId or recipe",
                                {"conversationId": ["Give either conversationId or recipe, not both or neither."]})
@@ -119,8 +139,10 @@ def create_build(actor: Actor, org, role: str, *, conversation_id=None, recipe: 
         details = {f"recipe.{k}": v for k, v in err.errors.items()}
         raise ValidationFailed(f"The recipe is not valid: {err}", details) from None
     formats = _formats(normalized, fmt)
+    if lock_from is not None:
+        package_lock = package_lock_from(org, actor, role, lock_from, normalized["release"])
     build = Build(org_id=org.id, name=normalized["name"], recipe=normalized, recipe_hash=recipe_hash(normalized),
-                  formats=formats, status="pending", progress=0, attempt=1, attempts=[],
+                  formats=formats, package_lock=package_lock, status="pending", progress=0, attempt=1, attempts=[],
                   conversation_id=version.conversation_id if version is not None else None,
                   recipe_version_id=version.id if version is not None else None,
                   retried_from_id=retried_from.id if retried_from is not None else None,
@@ -130,7 +152,8 @@ def create_build(actor: Actor, org, role: str, *, conversation_id=None, recipe: 
         db.session.add(BuildStage(build_id=build.id, position=position, name=name, display_name=display))
     audit.record(actor, "build.retried" if retried_from is not None else "build.created", "build", build.id,
                  org_id=org.id, number=build.number, recipe_hash=build.recipe_hash, formats=formats,
-                 retried_from=retried_from.id if retried_from is not None else None)
+                 retried_from=retried_from.id if retried_from is not None else None,
+                 locked_from=package_lock["fromBuildId"] if package_lock else None)
     db.session.flush()
     if start:
         start_build(actor, org, build)
@@ -189,8 +212,9 @@ def retry_build(actor: Actor, org, role: str, build: Build, *, start: bool = Tru
     version = db.session.get(RecipeVersion, build.recipe_version_id) if build.recipe_version_id else None
     if version is not None:
         return create_build(actor, org, role, recipe_version=version, fmt=build.formats, start=start,
-                            retried_from=build)
-    return create_build(actor, org, role, recipe=build.recipe, fmt=build.formats, start=start, retried_from=build)
+                            retried_from=build, package_lock=build.package_lock)
+    return create_build(actor, org, role, recipe=build.recipe, fmt=build.formats, start=start, retried_from=build,
+                        package_lock=build.package_lock)
 
 
 def delete_build(actor: Actor, org, build: Build) -> None:

@@ -2,6 +2,7 @@
 test and log summaries the API and the live streams show. Reads never change a build."""
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,7 +14,7 @@ from app.models import Build, Conversation, TestRun
 from app.models.base import parse_uuid, utcnow
 from app.services.access import conversation_access, visible_conversations
 from app.services.audit import Actor
-from app.services.builds import logs
+from app.services.builds import files, logs
 from app.services.builds.plan import stage_display, stage_plan
 from app.services.errors import Forbidden, NotFound, ValidationFailed
 
@@ -173,3 +174,35 @@ def log_page(build: Build, after: int, limit: int) -> LogPage:
     lines = logs.read(build, after, limit)
     return LogPage(build_id=build.id, lines=lines, next_after=lines[-1]["seq"] if lines else after,
                    status=build.status, complete=build.is_terminal and len(lines) < limit)
+
+
+def build_manifest(build: Build) -> dict | None:
+    """The build's manifest.json (what the engine recorded), or None when it has none or it is unreadable."""
+    artifact = next((a for a in build.artifacts if a.kind == "manifest"), None)
+    if artifact is None:
+        return None
+    try:
+        return json.loads(files.artifact_file(artifact).read_text())
+    except (OSError, ValueError, NotFound):
+        return None
+
+
+@dataclass
+class Reproducibility:
+    reproducible: bool
+    source_date_epoch: int | None
+    source_date: str | None
+    package_count: int
+    locked_from_number: int | None
+
+
+def reproducibility(build: Build) -> Reproducibility | None:
+    """How to make the build's artifacts again byte for byte (None for a build without a manifest)."""
+    manifest = build_manifest(build)
+    if manifest is None:
+        return None
+    info = manifest.get("reproducibility") or {}
+    lock = build.package_lock or {}
+    return Reproducibility(reproducible=bool(info.get("reproducible")), source_date_epoch=info.get("sourceDateEpoch"),
+                           source_date=info.get("sourceDate"), package_count=len(info.get("packageLock") or {}),
+                           locked_from_number=lock.get("fromBuildNumber"))
