@@ -126,6 +126,9 @@ def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> d
         # Engine (EngineSettings.from_config): the Debian mirror (empty: the host's apt mirror) and the cache cap.
         "KILN_DEBIAN_MIRROR": env.get("KILN_DEBIAN_MIRROR", ""),
         "KILN_CACHE_MAX_GB": _float(env, "KILN_CACHE_MAX_GB", "20"),
+        # A build locked to an earlier build's packages (lockFrom) also reads this archive snapshot, as
+        # <URL>/<locked build's time as YYYYMMDDTHHMMSSZ> (snapshot.debian.org's layout); empty: the mirror only.
+        "KILN_SNAPSHOT_MIRROR": env.get("KILN_SNAPSHOT_MIRROR", "").strip(),
         # Limits of every sandboxed build step (package installs, recipe commands): memory, processes, seconds.
         "KILN_BUILD_STEP_MEMORY_MB": env.get("KILN_BUILD_STEP_MEMORY_MB", "2048"),
         "KILN_BUILD_STEP_MAX_PROCESSES": env.get("KILN_BUILD_STEP_MAX_PROCESSES", "512"),

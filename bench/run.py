@@ -4,7 +4,8 @@
 
 Prints per-stage and total wall times and artifact sizes. Targets (2 cores): cold Debian+SSH ISO
 <= ~100 s (half of live-build's ~197 s), warm rebuild with one extra small package < 30 s,
-identical recipe < 1 s.
+identical recipe < 1 s. "cold again" builds the SSH ISO once more in another fresh data dir (its own base
+layer, empty result cache): "reproducible: yes" when every artifact's sha256 equals the first cold build's.
 """
 from __future__ import annotations
 
@@ -41,13 +42,16 @@ def run_one(label: str, recipe_file: str, data_dir: Path, out_root: Path, mirror
     total = time.monotonic() - started
     size = sum(a.size for a in result.artifacts if a.kind in ("iso", "qcow2", "rootfs", "oci"))
     return {"label": label, "recipe": recipe_file, "timings": result.stage_timings, "total": total,
-            "size": size, "cached": result.cached}
+            "size": size, "cached": result.cached,
+            "sha256": {a.kind: a.sha256 for a in result.artifacts if a.kind in ("iso", "qcow2", "rootfs", "oci")}}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", type=Path, help="work directory to keep (default: a temp dir, deleted)")
     parser.add_argument("--skip-cold-docker", action="store_true", help="skip the second cold build")
+    parser.add_argument("--skip-reproducible", action="store_true",
+                        help="skip the second cold SSH ISO build that checks reproducibility")
     parser.add_argument("--mirror", default=host_mirror())
     parser.add_argument("--save", type=Path, help="write the rows as JSON (to compare a later run against)")
     parser.add_argument("--compare", type=Path, help="rows saved by an earlier run: print the change per row")
@@ -57,11 +61,13 @@ def main() -> int:
     warm = work / "data-warm"
     rows = []
     try:
-        for d in (warm, work / "data-cold-docker"):
+        for d in (warm, work / "data-cold-docker", work / "data-cold-again"):
             shutil.rmtree(d, ignore_errors=True)
         rows.append(run_one("cold", "ssh.yaml", warm, work / "out", args.mirror))
         rows.append(run_one("warm +1 pkg", "ssh-plus-one.yaml", warm, work / "out", args.mirror))
         rows.append(run_one("identical", "ssh.yaml", warm, work / "out", args.mirror))
+        if not args.skip_reproducible:
+            rows.append(run_one("cold again", "ssh.yaml", work / "data-cold-again", work / "out", args.mirror))
         rows.append(run_one("warm", "ssh-docker.yaml", warm, work / "out", args.mirror))
         if not args.skip_cold_docker:
             rows.append(run_one("cold", "ssh-docker.yaml", work / "data-cold-docker", work / "out", args.mirror))
@@ -79,6 +85,14 @@ def main() -> int:
         total = f"{r['total']:.2f}" if r["cached"] else f"{r['total']:.1f}"
         print(f"{r['label']:<12} {r['recipe']:<20}{cells}{total:>9} {r['size'] / 1024**2:>9.1f}"
               + ("  (result cache)" if r["cached"] else ""))
+    first = next((r for r in rows if r["label"] == "cold" and r["recipe"] == "ssh.yaml"), None)
+    again = next((r for r in rows if r["label"] == "cold again"), None)
+    if first and again:
+        same = first["sha256"] == again["sha256"]
+        differ = sorted(k for k in first["sha256"] if first["sha256"][k] != again["sha256"].get(k))
+        print(f"\nreproducible: {'yes' if same else 'no'} (ssh.yaml built twice from empty caches: "
+              + (f"identical sha256 for {', '.join(sorted(first['sha256']))})" if same
+                 else f"{', '.join(differ)} differ)"))
     if args.save:
         args.save.write_text(json.dumps(rows, indent=1))
     if args.compare:

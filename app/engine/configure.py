@@ -7,6 +7,7 @@ so a symlink left in the image can never redirect them to the host.
 """
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 
@@ -38,6 +39,15 @@ def support_packages(recipe: dict) -> dict[str, str]:
 
 
 LOCK_PREFERENCES = "/etc/apt/preferences.d/kiln-package-lock"
+SNAPSHOT_SOURCE = "/etc/apt/sources.list.d/kiln-snapshot.list"
+
+
+def snapshot_url(base: str, when: str) -> str:
+    """snapshot.debian.org's layout: <base>/<YYYYMMDDTHHMMSSZ>, from an ISO time like 2026-12-01T18:30:00Z."""
+    stamp = when.replace("-", "").replace(":", "")
+    if not re.fullmatch(r"\d{8}T\d{6}Z", stamp):
+        raise ValueError(f"not a UTC time of the form YYYY-MM-DDTHH:MM:SSZ: {when!r}")
+    return f"{base.rstrip('/')}/{stamp}"
 
 
 def lock_preferences(lock: dict[str, str]) -> str:
@@ -47,7 +57,7 @@ def lock_preferences(lock: dict[str, str]) -> str:
 
 
 def install_packages(ctx: BuildContext, sandbox: Sandbox, names: list[str],
-                     lock: dict[str, str] | None = None) -> None:
+                     lock: dict[str, str] | None = None, release: str = "", snapshot: str | None = None) -> None:
     """Download on the network side (apt only), then install from local files with no network.
 
     The build's archives dir is hardlinked from the shared .deb cache: it is writable only for the
@@ -55,7 +65,8 @@ def install_packages(ctx: BuildContext, sandbox: Sandbox, names: list[str],
     can alter a .deb another build will install.
 
     With a package `lock` ({name: version} of an earlier build), apt pins make exactly those versions the
-    candidates, a dist-upgrade moves the base layer's packages to them, and the result is checked.
+    candidates, a dist-upgrade moves the base layer's packages to them, and the result is checked. `snapshot`
+    (an archive snapshot URL) is read too, for versions the mirror no longer has.
     """
     if not names and not lock:
         return
@@ -64,7 +75,14 @@ def install_packages(ctx: BuildContext, sandbox: Sandbox, names: list[str],
         prefs = inside(root, LOCK_PREFERENCES)
         prefs.parent.mkdir(parents=True, exist_ok=True)
         prefs.write_text(lock_preferences(lock))
+    if lock and snapshot:
+        source = inside(root, SNAPSHOT_SOURCE)
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_text(f"deb [check-valid-until=no] {snapshot} {release} main\n")
+        ctx.log(f"reading the archive snapshot {snapshot} too")
     try:
+        if lock and snapshot:
+            sandbox.run(APT + "update", what=f"apt-get update (with the snapshot {snapshot})", network=True)
         if names:
             _apt(ctx, sandbox, "install " + " ".join(shlex.quote(n) for n in names),
                  f"{len(names)} package(s) and their dependencies: {', '.join(names)}")
@@ -73,6 +91,7 @@ def install_packages(ctx: BuildContext, sandbox: Sandbox, names: list[str],
     finally:
         if lock:
             inside(root, LOCK_PREFERENCES, follow_last=False).unlink(missing_ok=True)
+            inside(root, SNAPSHOT_SOURCE, follow_last=False).unlink(missing_ok=True)
     if lock:
         drift = _lock_drift(root, lock)
         if drift:

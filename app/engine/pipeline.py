@@ -19,7 +19,8 @@ from typing import Callable, Iterator
 
 from . import base as base_layer
 from .cache import ResultCache, evict, link_or_copy
-from .configure import configure as configure_tree, finish_tree, install_packages, prepare_tree, support_packages
+from .configure import (configure as configure_tree, finish_tree, install_packages, prepare_tree, snapshot_url,
+                        support_packages)
 from .context import BuildCancelled, BuildContext, BuildError, BuildEvents, BuildTimeout
 from .evidence import installed_packages, make_sbom, now_iso, sha256_file, write_checksums, write_json
 from .formats import BUILDERS, artifact_name, kernel_files
@@ -45,6 +46,7 @@ class Job:
     out_dir: Path
     inspect: Callable[[Path], None] | None
     package_lock: dict[str, str] | None
+    snapshot: str | None = None   # archive snapshot URL a locked build also installs from
     bootable: bool = False
     support: dict[str, str] = field(default_factory=dict)
     extras: list[str] = field(default_factory=list)
@@ -96,7 +98,8 @@ def bootstrap(ctx: BuildContext, job: Job) -> None:
              f"nodev,lowerdir={base_root},upperdir={ctx.work / 'upper'},workdir={ctx.work / 'ovl'}",
              str(root)], what="mounting the overlay on the base layer")
     prepare_tree(ctx, root)
-    install_packages(ctx, sandbox, job.extras, lock=job.package_lock)
+    install_packages(ctx, sandbox, job.extras, lock=job.package_lock, release=job.recipe["release"],
+                     snapshot=job.snapshot)
 
 
 def configure(ctx: BuildContext, job: Job) -> None:
@@ -175,6 +178,7 @@ def reproducibility(job: Job) -> dict:
         "epochFrom": "newest mtime of the installed packages' /usr/share/doc/<package>/copyright",
         "packageLock": {p["name"]: p["version"] for p in job.packages},
         "lockedFrom": bool(job.package_lock),
+        "snapshot": job.snapshot,
         "normalized": job.normalized,
     }
 
@@ -243,9 +247,10 @@ def build(recipe: dict, out_dir: Path, formats: list[str] | None = None, *,
           events: BuildEvents | None = None, cancel: threading.Event | None = None,
           timeout: float | None = None, settings: EngineSettings,
           inspect: Callable[[Path], None] | None = None,
-          package_lock: dict[str, str] | None = None) -> BuildResult:
+          package_lock: dict[str, str] | None = None, locked_at: str | None = None) -> BuildResult:
     """`package_lock` ({name: version}, e.g. an earlier manifest's reproducibility.packageLock) installs exactly
-    those versions, so the build makes that earlier build's image again."""
+    those versions, so the build makes that earlier build's image again. `locked_at` (that build's builtAt)
+    picks the archive snapshot to install from when settings.snapshot_mirror is set."""
     events = events or BuildEvents()
     cancel = cancel or threading.Event()
     deadline = time.monotonic() + timeout if timeout else None
@@ -262,6 +267,12 @@ def build(recipe: dict, out_dir: Path, formats: list[str] | None = None, *,
         raise
     out_dir.mkdir(parents=True, exist_ok=True)
     key = cache_key(recipe, package_lock)
+    snapshot = None
+    if package_lock and settings.snapshot_mirror and locked_at:
+        try:
+            snapshot = snapshot_url(settings.snapshot_mirror, locked_at)
+        except ValueError as err:
+            raise BuildError("resolve", f"locked_at: {err}", user_error=True) from None
 
     hit = ResultCache(settings).lookup(key, formats)
     if hit:
@@ -270,13 +281,15 @@ def build(recipe: dict, out_dir: Path, formats: list[str] | None = None, *,
     if os.geteuid() != 0:
         # Not root: the same pipeline runs as root of a user namespace, or a BuildError says why not.
         return build_in_user_namespace(recipe, out_dir, formats, events=events, cancel=cancel, deadline=deadline,
-                                       settings=settings, inspect=inspect, package_lock=package_lock)
+                                       settings=settings, inspect=inspect, package_lock=package_lock,
+                                       locked_at=locked_at)
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
     work = settings.tmp_dir / f"build-{key[:12]}-{uuid.uuid4().hex[:8]}"
     work.mkdir()
     ctx = BuildContext(settings=settings, events=events, cancel=cancel, deadline=deadline, work=work)
     ctx.cleanup.push("work tree", lambda: remove_tree(work))
-    job = Job(recipe=recipe, key=key, formats=formats, out_dir=out_dir, inspect=inspect, package_lock=package_lock)
+    job = Job(recipe=recipe, key=key, formats=formats, out_dir=out_dir, inspect=inspect, package_lock=package_lock,
+              snapshot=snapshot)
     try:
         for stage in STAGES:
             with _stage(ctx, stage, job.timings):

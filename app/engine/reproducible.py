@@ -80,7 +80,8 @@ def normalize_tree(root: Path, epoch: int) -> list[str]:
     """Make the configured tree independent of the day and the machine; returns what it changed."""
     changed: list[str] = []
     machine_id = inside(root, "/etc/machine-id", follow_last=False)
-    if machine_id.is_symlink() or machine_id.exists():
+    already_empty = machine_id.is_file() and not machine_id.is_symlink() and machine_id.stat().st_size == 0
+    if (machine_id.is_symlink() or machine_id.exists()) and not already_empty:
         machine_id.unlink()
         # Empty: systemd makes a new id at first boot (and treats the boot as the first one).
         machine_id.write_text("")
@@ -131,6 +132,7 @@ def _ssh_keys_at_first_boot(root: Path) -> None:
     if not inside(root, "/usr/bin/ssh-keygen").exists():
         return
     unit = inside(root, f"/etc/systemd/system/{SSH_KEYGEN_NAME}")
+    unit.parent.mkdir(parents=True, exist_ok=True)
     unit.write_text(SSH_KEYGEN_UNIT)
     for target in ("multi-user.target", "ssh.service", "ssh.socket"):
         wants = inside(root, f"/etc/systemd/system/{target}.wants")

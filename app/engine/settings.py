@@ -67,6 +67,9 @@ class EngineSettings:
     step_memory_mb: int = 2048
     step_max_processes: int = 512
     step_timeout: float = 1800.0
+    # Base URL of an archive snapshot service (https://snapshot.debian.org/archive/debian style): a locked build
+    # also installs from <URL>/<the locked build's time>, where versions the mirror has dropped are still found.
+    snapshot_mirror: str | None = None
 
     @classmethod
     def from_config(cls, config: Mapping) -> "EngineSettings":
@@ -80,7 +83,10 @@ class EngineSettings:
             max_bytes = int(float(gb) * 1024**3) if gb not in (None, "") else 20 * 1024**3
         except (TypeError, ValueError):
             raise ValueError(f"KILN_CACHE_MAX_GB must be a number, got {gb!r}") from None
-        return cls(data_dir=data_dir, mirror=mirror, cache_max_bytes=max_bytes,
+        snapshot = (config.get("KILN_SNAPSHOT_MIRROR") or "").strip().rstrip("/") or None
+        if snapshot and not re.match(r"^https?://[^\s/]+(/\S*)?$", snapshot):
+            raise ValueError(f"KILN_SNAPSHOT_MIRROR must be an http(s) URL, got {snapshot!r}")
+        return cls(data_dir=data_dir, mirror=mirror, cache_max_bytes=max_bytes, snapshot_mirror=snapshot,
                    step_memory_mb=_positive(config, "KILN_BUILD_STEP_MEMORY_MB", 2048),
                    step_max_processes=_positive(config, "KILN_BUILD_STEP_MAX_PROCESSES", 512),
                    step_timeout=float(_positive(config, "KILN_BUILD_STEP_TIMEOUT", 1800)))

@@ -214,7 +214,8 @@ def _settings_dict(settings: EngineSettings) -> dict:
 
 def build_in_user_namespace(recipe: dict, out_dir: Path, formats: list[str], *, events: BuildEvents,
                             cancel: threading.Event, deadline: float | None, settings: EngineSettings,
-                            inspect: Callable[[Path], None] | None, package_lock: dict[str, str] | None = None):
+                            inspect: Callable[[Path], None] | None, package_lock: dict[str, str] | None = None,
+                            locked_at: str | None = None):
     """Run pipeline.build in a child inside a fresh user namespace; same results and errors as in-process."""
     probe(settings)
     env = _env()
@@ -225,7 +226,7 @@ def build_in_user_namespace(recipe: dict, out_dir: Path, formats: list[str], *, 
     request = {"recipe": recipe, "out_dir": str(Path(out_dir).resolve()), "formats": formats,
                "timeout": None if deadline is None else max(1.0, deadline - time.monotonic()),
                "settings": child_settings, "inspect": inspect is not None,
-               "package_lock": package_lock}
+               "package_lock": package_lock, "locked_at": locked_at}
     events.log("resolve", "info", f"not running as root: building in a user namespace as {_user()}")
 
     state = {"stage": "resolve", "final": None}

@@ -89,7 +89,7 @@ def _child_main() -> int:
         result = build(request["recipe"], Path(request["out_dir"]), request["formats"], events=_PipeEvents(write),
                        cancel=cancel, timeout=request["timeout"], settings=settings,
                        inspect=inspect if request["inspect"] else None,
-                       package_lock=request.get("package_lock"))
+                       package_lock=request.get("package_lock"), locked_at=request.get("locked_at"))
     except BuildError as err:
         write({"kiln": "error", "type": type(err).__name__, "stage": err.stage, "reason": err.reason,
                "user_error": err.user_error})

@@ -116,7 +116,8 @@ def package_lock_from(org, actor: Actor, role: str, build_id, release: str) -> d
                                {"lockFrom": ["A package lock only applies to a build of the same Debian release."]})
     packages = (manifest.get("reproducibility") or {}).get("packageLock") or {
         p["name"]: p["version"] for p in manifest.get("packages", [])}
-    return {"fromBuildId": str(source.id), "fromBuildNumber": source.number, "packages": packages}
+    return {"fromBuildId": str(source.id), "fromBuildNumber": source.number, "builtAt": manifest.get("builtAt"),
+            "packages": packages}
 
 
 def create_build(actor: Actor, org, role: str, *, conversation_id=None, recipe: dict | None = None,

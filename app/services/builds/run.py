@@ -323,7 +323,8 @@ def _build_and_test(build: Build, attempt: int, worker_name: str, cancel: thread
     try:
         result = engine_build(build.recipe, files.build_dir(build), build.formats, events=events, cancel=cancel,
                               timeout=timeout, settings=engine_settings(worker_name),
-                              package_lock=build.package_lock["packages"] if build.package_lock else None)
+                              package_lock=build.package_lock["packages"] if build.package_lock else None,
+                              locked_at=build.package_lock.get("builtAt") if build.package_lock else None)
     except BuildCancelled:
         return finish_cancelled(build, attempt)
     except BuildTimeout as err:
