@@ -95,9 +95,21 @@ menuentry "{recipe['name']} (Debian {recipe['release']}, live)" {{
     # xorriso takes every volume date and the volume uuid from SOURCE_DATE_EPOCH (and clamps file dates);
     # grub-mkrescue passes it on to mformat for the EFI boot image. -volume_date makes the dates explicit.
     stamp = time.strftime("%Y%m%d%H%M%S00", time.gmtime(epoch))
+    # mformat (the EFI boot image's FAT) takes its dates from SOURCE_DATE_EPOCH but draws a random volume
+    # serial; grub-mkrescue runs it by name, so a wrapper first on PATH gives it a fixed one (-N).
+    tools = ctx.work / "iso-tools"
+    tools.mkdir(exist_ok=True)
+    mformat = shutil.which("mformat")
+    if mformat is None:
+        raise BuildError("package", "required tool not found: mformat (Debian package mtools)")
+    serial = hashlib.sha256(f"{recipe['name']}\n{epoch}\nefi".encode()).hexdigest()[:8]
+    (tools / "mformat").write_text(f'#!/bin/sh\nexec {shlex.quote(mformat)} -N {serial} "$@"\n')
+    (tools / "mformat").chmod(0o755)
+    env = {**_epoch_env(epoch), "PATH": f"{tools}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
     ctx.run(["grub-mkrescue", "-o", str(out), str(iso_dir), "--", "-volid", volid,
              "-volume_date", "all_file_dates", f"={epoch}", "-volume_date", "uuid", stamp],
-            what="grub-mkrescue", env=_epoch_env(epoch))
+            what="grub-mkrescue", env=env)
+    shutil.rmtree(tools, ignore_errors=True)
     shutil.rmtree(iso_dir, ignore_errors=True)
 
 

@@ -87,6 +87,8 @@ def normalize_tree(root: Path, epoch: int) -> list[str]:
         machine_id.write_text("")
         machine_id.chmod(0o444)
         changed.append("/etc/machine-id emptied (generated at first boot)")
+    if machine_id.is_file() and not machine_id.is_symlink() and machine_id.stat().st_mode & 0o7777 != 0o444:
+        machine_id.chmod(0o444)  # the same mode whether the base layer left it empty or not
     for name in REMOVE_FILES:
         path = inside(root, name, follow_last=False)
         if path.is_symlink() or path.exists():
