@@ -244,7 +244,7 @@ def make_oci(ctx: BuildContext, root: Path, recipe: dict, out: Path, epoch: int)
     }]}
     (layout / "index.json").write_text(json.dumps(index))
     (layout / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
-    ctx.run(["tar", *tar_options(epoch), f"--mtime=@{epoch}", "--owner=0", "--group=0", "-C", str(layout),
+    ctx.run(["tar", *tar_options(epoch), "--owner=0", "--group=0", "-C", str(layout),
              "-cf", str(out), "oci-layout", "index.json", "blobs"], what="tar (OCI archive)")
     shutil.rmtree(layout, ignore_errors=True)
 
