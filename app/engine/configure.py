@@ -11,6 +11,7 @@ import shlex
 from pathlib import Path
 
 from .base import harvest_debs, seed_debs
+from .bootpath import trim_boot_path
 from .context import BuildContext, BuildError
 from .fsutil import inside
 from .sandbox import Sandbox
@@ -94,6 +95,7 @@ def configure(ctx: BuildContext, sandbox: Sandbox, recipe: dict) -> None:
     _firewall(ctx, sandbox, recipe["firewall"])
     _services(ctx, sandbox, recipe["services"])
     _commands(ctx, sandbox, recipe["commands"])
+    trim_boot_path(ctx, root)
     sandbox.run("apt-get clean", what="apt-get clean", quiet=True)
 
 
