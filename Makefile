@@ -19,5 +19,5 @@ test-fast: setup
 bench: setup
 	python bench/planner.py
 	python bench/run.py
-	python bench/boot.py
+	python bench/boot.py --runs 5
 	python bench/web.py

@@ -12,6 +12,7 @@ import shlex
 from pathlib import Path
 
 from .base import harvest_debs, seed_debs
+from .bootpath import trim_boot_path
 from .context import BuildContext, BuildError
 from .evidence import installed_packages
 from .fsutil import inside
@@ -159,6 +160,7 @@ def configure(ctx: BuildContext, sandbox: Sandbox, recipe: dict) -> None:
     _firewall(ctx, sandbox, recipe["firewall"])
     _services(ctx, sandbox, recipe["services"])
     _commands(ctx, sandbox, recipe["commands"])
+    trim_boot_path(ctx, root)
     sandbox.run("apt-get clean", what="apt-get clean", quiet=True)
 
 

@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 from .context import BuildContext, BuildError
+from .bootpath import live_boot_options
 from .fsutil import inside, tree_size
 
 # no_timer_check: the kernel's early IO-APIC timer check counts ticks against wall time, and under an emulator
@@ -19,6 +20,11 @@ from .fsutil import inside, tree_size
 # TCG). Fedora's and CirrOS's cloud images boot with it for the same reason; on real hardware it only skips
 # a sanity check.
 KERNEL_CMDLINE = "console=tty0 console=ttyS0,115200 no_timer_check"
+
+
+def kernel_cmdline(root: Path, live: bool) -> str:
+    """The kernel command line of a bootable image; a live one also gets live-boot's options (bootpath.py)."""
+    return " ".join(["boot=live", KERNEL_CMDLINE, *live_boot_options(root)] if live else [KERNEL_CMDLINE])
 GRUB_DIR = Path("/usr/lib/grub/i386-pc")
 
 
@@ -85,7 +91,7 @@ set timeout=2
 set default=0
 
 menuentry "{recipe['name']} (Debian {recipe['release']}, live)" {{
-    linux /live/vmlinuz boot=live {KERNEL_CMDLINE}
+    linux /live/vmlinuz {kernel_cmdline(root, live=True)}
     initrd /live/initrd.img
 }}
 """)
@@ -132,7 +138,7 @@ def make_qcow2(ctx: BuildContext, root: Path, recipe: dict, out: Path, epoch: in
             what="mkfs.ext4", env=_epoch_env(epoch))
     # GRUB is embedded in the MBR gap with its whole config built in, so nothing has to be
     # written into the filesystem and nothing has to be mounted.
-    cmdline = f"root=UUID={root_uuid} rw {KERNEL_CMDLINE}"
+    cmdline = f"root=UUID={root_uuid} rw {kernel_cmdline(root, live=False)}"
     grub_tmp = ctx.work / "grub"
     grub_tmp.mkdir()
     (grub_tmp / "embed.cfg").write_text(f"""serial --unit=0 --speed=115200

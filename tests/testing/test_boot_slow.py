@@ -28,6 +28,13 @@ EXTRA = [
     {"type": "command_succeeds", "params": {"command": "systemctl is-system-running --wait; hostname",
                                             "stdoutContains": "kiln-test"}},
     {"type": "command_succeeds", "params": {"command": "exit 7"}},
+    # The boot path the build trimmed (app/engine/bootpath.py): the first-boot update units were skipped as
+    # done, a masked generator did not run, and live-boot's network step was off.
+    {"type": "command_succeeds", "params": {"command": (
+        "systemctl show -P ConditionResult ldconfig.service systemd-journal-catalog-update.service | sort -u"
+        " | grep -qx no && test -L /etc/systemd/system-generators/systemd-ssh-generator"
+        " && ! systemctl list-units --all --plain --no-legend 'sshd-vsock*' | grep -q . "
+        " && grep -qw nonetworking /proc/cmdline && echo trimmed"), "stdoutContains": "trimmed"}},
 ]
 
 
@@ -74,10 +81,11 @@ def test_commands_run_in_the_guest(iso_report):
     motd, nginx, admin = {t.description: t for t in iso_report.tests}["Recipe tests"].assertions
     assert motd.result == "passed", motd.message
     assert admin.result == "passed", admin.message
-    port22, hostname, exit7 = {t.description: t for t in iso_report.tests}["Requested checks"].assertions
+    port22, hostname, exit7, trimmed = {t.description: t for t in iso_report.tests}["Requested checks"].assertions
     assert port22.result == "passed", port22.message
     assert hostname.result == "passed", hostname.message
     assert exit7.result == "failed" and exit7.message == "`exit 7` exited with status 7"
+    assert trimmed.result == "passed", trimmed.message
 
 
 def test_missing_service_fails_with_a_clear_message(iso_report):

@@ -104,3 +104,18 @@ def test_unreadable_artifact_is_reported_not_raised(tmp_path):
     report = run_image_tests(junk, "rootfs", {"packages": ["bash"]}, work_dir=tmp_path / "w")
     [case] = report.tests
     assert case.assertions[0].result == "error" and "cannot read the image" in case.assertions[0].message
+
+
+def test_failed_filesystem_check_fails_fast_without_booting(packed_images, tmp_path):
+    """The files already decide the verdict: no VM is started and every boot-time check says why."""
+    report = run_image_tests(packed_images["iso"], "iso", {"packages": ["nginx"], "services": {"enable": ["ssh"]}},
+                             work_dir=tmp_path)
+    cases = {t.description: t for t in report.tests}
+    assert cases["Package installation check"].status == "failed"
+    assert [a.result for a in cases["Service check: ssh"].assertions] == ["passed", "skipped"]
+    skipped = [a for t in report.tests for a in t.assertions if a.result == "skipped"]
+    assert {a.type for a in skipped} == {"boots", "service_running", "port_open"}
+    assert all(a.message.startswith("not booted: the image already failed 1 filesystem check(s), first "
+                                    "Package installation check: package nginx is not installed") for a in skipped)
+    assert report.status == "failed" and report.console_log is None and report.boot_attempts == []
+    assert list(tmp_path.iterdir()) == [], "no console log: no VM was started"

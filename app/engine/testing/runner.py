@@ -345,6 +345,8 @@ def run_image_tests(artifact_path: Path, fmt: str, recipe: dict, *, extra_assert
                     boot_timeout: float = 300, vm_settings: VMSettings | None = None) -> TestReport:
     """Test one artifact: filesystem checks, then (iso/qcow2) one boot for everything that needs the VM.
 
+    The boot is skipped when a filesystem check already failed: the verdict is known without it.
+
     `tree` is the image's root directory when the caller still has it (during a build); otherwise the
     artifact is unpacked under work_dir. Never raises for a failing image; the report says what failed.
     """
@@ -399,7 +401,18 @@ def run_image_tests(artifact_path: Path, fmt: str, recipe: dict, *, extra_assert
         if fs is not None and tree is None:
             fs.close()
 
-    if vm_jobs:
+    # Fail fast: an image whose files already fail a check has failed; a boot (a minute or more under TCG)
+    # would only delay the verdict, so the checks that need the VM are skipped and say why.
+    fs_failed = [(plan[ti][0], r) for ti, results in enumerate(slots) for r in results
+                 if r is not None and r.result == FAILED]
+    if vm_jobs and fs_failed:
+        description, first = fs_failed[0]
+        why = (f"not booted: the image already failed {len(fs_failed)} filesystem check(s), first "
+               f"{description}: {first.message}")
+        log("warning", why)
+        for ti, ai, a in vm_jobs:
+            slots[ti][ai] = AssertionResult(a["type"], a["params"], SKIPPED, why)
+    elif vm_jobs:
         if tree is not None and not Path(artifact_path).is_file():
             for ti, ai, a in vm_jobs:
                 slots[ti][ai] = AssertionResult(a["type"], a["params"], ERROR, f"artifact {artifact_path} does not exist")

@@ -26,7 +26,10 @@ from app.engine.testing import console as consolelib
 LogFn = Callable[[str, str], None]
 
 MEMORY_MB = 1792
-KVM_PROBE_TIMEOUT = 10.0
+# A working KVM reaches SeaBIOS's boot menu in well under a second; the limit is for a starved host.
+KVM_PROBE_TIMEOUT = 30.0
+# SeaBIOS writes its debug log in a steady stream until the boot menu: this long without a byte is a hang.
+KVM_PROBE_STALL = 8.0
 # Under KVM the kernel prints within seconds; silence this long after start means KVM hangs here.
 KVM_PROGRESS_TIMEOUT = 40.0
 PORT_RETRIES = 5
@@ -117,8 +120,14 @@ _kvm_verdict: bool | None = None
 _kvm_lock = threading.Lock()
 
 
-def _kvm_probe() -> bool:
-    """Start a disk-less VM under KVM; SeaBIOS reaching its boot menu proves KVM runs guest code."""
+def _kvm_probe() -> tuple[bool, bool]:
+    """(works, sure): start a disk-less VM under KVM and watch SeaBIOS's debug log.
+
+    SeaBIOS reaching its boot menu proves KVM runs guest code to the end. Some hosts (nested KVM, kvm-pvm)
+    run the BIOS's first steps and then hang for good, so a log that stops growing while QEMU runs is a
+    certain "no", as is QEMU refusing KVM. Silence until the deadline is not: a starved host can be that
+    slow, so that answer holds only for this process.
+    """
     with tempfile.TemporaryDirectory(prefix="kiln-kvm-probe-") as tmp:
         debug_log = Path(tmp) / "bios.log"
         argv = ["qemu-system-x86_64", "-accel", "kvm", "-nodefaults", "-no-user-config", "-display", "none",
@@ -128,12 +137,19 @@ def _kvm_probe() -> bool:
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         try:
             deadline = time.monotonic() + KVM_PROBE_TIMEOUT
-            while time.monotonic() < deadline and proc.poll() is None:
+            size, grew_at = 0, time.monotonic()
+            while time.monotonic() < deadline:
                 text = debug_log.read_text(errors="replace") if debug_log.exists() else ""
                 if "No bootable device" in text or "Booting from" in text:
-                    return True
+                    return True, True
+                if proc.poll() is not None:
+                    return False, True
+                if len(text) != size:
+                    size, grew_at = len(text), time.monotonic()
+                elif size and time.monotonic() - grew_at > KVM_PROBE_STALL:
+                    return False, True
                 time.sleep(0.2)
-            return False
+            return False, False
         finally:
             kill_group(proc, grace=1.0)
             proc.wait()
@@ -157,19 +173,26 @@ def choose_accel(settings: VMSettings | None = None) -> str:
         return forced
     with _kvm_lock:
         if _kvm_verdict is None:
-            _kvm_verdict = (os.access("/dev/kvm", os.R_OK | os.W_OK) and not _broken_marker().exists()
-                            and _kvm_probe())
+            _kvm_verdict = False
+            if os.access("/dev/kvm", os.R_OK | os.W_OK) and not _broken_marker().exists():
+                _kvm_verdict, sure = _kvm_probe()
+                if not _kvm_verdict and sure:
+                    _remember_kvm_broken()
         return "kvm" if _kvm_verdict else "tcg"
+
+
+def _remember_kvm_broken() -> None:
+    try:
+        _broken_marker().touch()
+    except OSError:
+        pass
 
 
 def mark_kvm_broken() -> None:
     global _kvm_verdict
     with _kvm_lock:
         _kvm_verdict = False
-        try:
-            _broken_marker().touch()
-        except OSError:
-            pass
+        _remember_kvm_broken()
 
 
 # -- ports -------------------------------------------------------------------------------------
