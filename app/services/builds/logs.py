@@ -178,12 +178,19 @@ def archive(build, *, client=None) -> tuple[Path, int, str] | None:
         return None
     digest = hashlib.sha256()
     tmp = path.with_suffix(".log.tmp")
-    with tmp.open("w", encoding="utf-8") as out:
-        for seq in sorted(by_seq):
-            line = json.dumps(by_seq[seq], ensure_ascii=False) + "\n"
-            out.write(line)
-            digest.update(line.encode())
-    tmp.replace(path)
+    try:
+        with tmp.open("w", encoding="utf-8") as out:
+            for seq in sorted(by_seq):
+                line = json.dumps(by_seq[seq], ensure_ascii=False) + "\n"
+                out.write(line)
+                digest.update(line.encode())
+        tmp.replace(path)
+    except OSError as err:
+        # A full disk must not keep the build from finishing: the stream keeps the lines (it is not set to
+        # expire), and the next archive (a custom test run's end) tries again.
+        tmp.unlink(missing_ok=True)
+        log.warning("build %s: log not archived to %s: %s", build.id, path, err)
+        return None
     client.expire(stream_key(build.id), ARCHIVED_STREAM_TTL)
     client.expire(seq_key(build.id), ARCHIVED_STREAM_TTL)
     return path, path.stat().st_size, digest.hexdigest()

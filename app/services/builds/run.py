@@ -21,7 +21,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from app import queues
-from app.engine.pipeline import BuildCancelled, BuildError, BuildTimeout, build as engine_build
+from app.engine.pipeline import BuildCancelled, BuildError, BuildTimeout, DiskFull, build as engine_build
 from app.engine.settings import EngineSettings
 from app.engine.testing import run_image_tests
 from app.engine.testing.vm import VMSettings
@@ -329,6 +329,11 @@ def _build_and_test(build: Build, attempt: int, worker_name: str, cancel: thread
         logs.append(build, err.stage, "error", f"build timed out after {timeout} s")
         return fail_attempt(build, attempt, f"The build took longer than {timeout // 60} minutes",
                             failure_class="infrastructure", code="timeout", stage=err.stage)
+    except DiskFull as err:
+        # Not retried: the next attempt would meet the same full disk. A user retries once space is freed.
+        logs.append(build, err.stage, "error", err.reason)
+        return fail_attempt(build, attempt, err.reason, failure_class="infrastructure", code="disk_full",
+                            stage=err.stage)
     except BuildError as err:
         logs.append(build, err.stage, "error", err.reason)
         if cancel.is_set():
