@@ -384,3 +384,34 @@ def test_a_builds_default_test_run_lives_on_its_attempts_heartbeat(app, builds, 
         db.session.expire_all()
         assert current.status == "running" and earlier.status == "error"
         assert (_load(app, build_id).status, _load(app, build_id).attempt) == ("testing", 2)
+
+
+def test_a_queued_build_whose_worker_died_holding_its_job_is_enqueued_again(app, builds, org_id):
+    """A worker SIGKILLed after RQ handed it the job but before the build began leaves the job `started` with
+    no one beating it: the reaper enqueues the build again (it used to stay queued until RQ's job timeout)."""
+    from datetime import datetime, timedelta, timezone
+
+    from rq.job import JobStatus
+
+    from app import queues
+    from app.extensions import db
+    from app.models import Build
+    from app.models.base import utcnow
+    from app.services.builds import reaper
+
+    build_id = builds.create(org_id, status="queued", attempt=2)
+    with app.app_context():
+        db.session.get(Build, build_id).queued_at = utcnow() - timedelta(minutes=5)
+        db.session.commit()
+        job = queues.enqueue_build(build_id, 2)
+        queues.get_queue("builds").remove(job)  # the worker took it ...
+        job.set_status(JobStatus.STARTED)
+        job.heartbeat(datetime.now(timezone.utc) - timedelta(minutes=4), ttl=600)  # ... and died
+        assert dict(reaper.reap()) == {str(build_id): "requeued"}
+        assert queues.get_queue("builds").get_job_ids() == [queues.build_job_id(build_id, 2)]
+        # A started job its worker still beats is left alone.
+        job = queues.fetch_job(queues.build_job_id(build_id, 2))
+        queues.get_queue("builds").remove(job)
+        job.set_status(JobStatus.STARTED)
+        job.heartbeat(datetime.now(timezone.utc), ttl=600)
+        assert dict(reaper.reap()) == {}

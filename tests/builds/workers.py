@@ -61,7 +61,10 @@ class WorkerProcess:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.kill(signal.SIGTERM)
+            try:
+                self.kill(signal.SIGTERM)
+            except subprocess.TimeoutExpired:
+                self.kill(signal.SIGKILL)  # a worker that cannot stop (its Redis gone) must not outlive the test
         self.log.close()
 
 

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 from typing import Callable
 
 from flask import current_app
+from redis.exceptions import RedisError
 from sqlalchemy import select, update
 
 from app import queues
@@ -73,7 +74,10 @@ class Supervisor:
         self._stop.set()
         self._thread.join(timeout=5)
         with self.app.app_context():
-            signals.clear(self.heartbeat_key)
+            try:
+                signals.clear(self.heartbeat_key)
+            except RedisError:
+                log.warning("heartbeat %s not cleared (Redis unreachable); it expires on its own", self.heartbeat_key)
 
     def _loop(self) -> None:
         with self.app.app_context():
@@ -92,7 +96,9 @@ class Supervisor:
                                     self.on_stop(reason)  # before the engine stops, so the line is archived
                             finally:
                                 self.cancel.set()
-                except Exception:  # noqa: BLE001 - a Redis or database blip must not kill the supervisor
+                except RedisError as err:  # an outage: the heartbeat resumes when Redis is back
+                    log.warning("supervisor of %s: Redis unreachable: %s", self.heartbeat_key, err)
+                except Exception:  # noqa: BLE001 - a database blip must not kill the supervisor
                     log.exception("supervisor of %s", self.heartbeat_key)
                 finally:
                     db.session.remove()
