@@ -3,7 +3,7 @@
 Before it takes a job, a worker claims its scratch directory, reclaims what dead workers left behind
 (their processes, mounts and temp trees) and reaps once; then, beside the jobs, it runs the reaper on a
 thread: builds whose worker died (no heartbeat) are marked `worker_lost` and retried, whichever worker is
-left alive notices first. Requests never do this.
+left alive notices first. Requests never do this. If Redis goes away, RQ's loop starts again once it is back.
 """
 from __future__ import annotations
 
@@ -12,7 +12,12 @@ import os
 import socket
 import sys
 import threading
+import time
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from flask import current_app
 from rq import Worker
 from rq.serializers import JSONSerializer
 
@@ -55,12 +60,45 @@ def main(argv: list[str]) -> int:
         from app.tasks.webhooks import sweeper_loop
 
         threading.Thread(target=sweeper_loop, args=(app, stop), name="webhook-sweeper", daemon=True).start()
-        worker = Worker(argv or QUEUES, connection=redis.client, serializer=JSONSerializer, name=name)
         try:
-            worker.work(with_scheduler=True)
+            work(argv or QUEUES, name)
         finally:
             stop.set()
     return 0
+
+
+def _redis_answers() -> bool:
+    try:
+        return bool(redis.client.ping())
+    except RedisError:
+        return False
+
+
+def work(queues: list[str], name: str) -> None:
+    """RQ's loop, started again after a Redis outage: RQ gives up (and quits) on a connection error outside
+    its job fetch, but a restarted Redis should not need every worker restarted by hand."""
+    log = logging.getLogger("kiln.worker")
+    while True:
+        # The started job's heartbeat as often as a build's: the reaper re-enqueues a queued build whose job's
+        # worker died before the build began (app.queues.job_is_live).
+        beat = max(1, int(float(current_app.config["KILN_BUILD_HEARTBEAT_INTERVAL"])))
+        worker = Worker(queues, connection=redis.client, serializer=JSONSerializer, name=name,
+                        job_monitoring_interval=beat)
+        try:
+            worker.work(with_scheduler=True)
+        except (RedisConnectionError, RedisTimeoutError):
+            pass  # RQ's own teardown could not reach Redis either
+        if worker._stop_requested:
+            return  # SIGTERM/SIGINT: RQ finished the job at hand (warm shutdown)
+        # A worker that is not bursting only ends on a stop request or an error it could not handle.
+        log.warning("RQ stopped taking jobs after an error; taking them again once Redis answers")
+        while not _redis_answers():
+            time.sleep(1)
+        time.sleep(1)
+        try:
+            worker.register_death()  # its registration outlived it: a new one under the same name needs it marked
+        except RedisError:
+            continue
 
 
 if __name__ == "__main__":

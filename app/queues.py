@@ -6,6 +6,8 @@ made the row `queued` commits, so a worker never loads a row that is not there y
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from flask import current_app
 from rq import Callback, Queue
 from rq.exceptions import NoSuchJobError
@@ -38,15 +40,26 @@ def build_job_id(build_id, attempt: int) -> str:
     return str(build_id) if attempt <= 1 else f"{build_id}-attempt{attempt}"
 
 
+def _is_live(job: Job) -> bool:
+    """Queued, scheduled, or started by a worker that still heartbeats it. A worker beats its started job every
+    KILN_BUILD_HEARTBEAT_INTERVAL (worker.py); one that died after taking the job but before the build or test
+    run began leaves it `started` for good, and the row `queued` with nothing to run it."""
+    status = job.get_status(refresh=True)
+    if status != JobStatus.STARTED or job.last_heartbeat is None:
+        return status in _LIVE
+    beat = job.last_heartbeat if job.last_heartbeat.tzinfo else job.last_heartbeat.replace(tzinfo=timezone.utc)
+    return (datetime.now(timezone.utc) - beat).total_seconds() < int(current_app.config["KILN_BUILD_HEARTBEAT_TTL"])
+
+
 def job_is_live(job_id: str) -> bool:
     job = fetch_job(job_id)
-    return job is not None and job.get_status(refresh=True) in _LIVE
+    return job is not None and _is_live(job)
 
 
 def _enqueue_once(queue_name: str, func: str, args: tuple, job_id: str, timeout: int, on_failure: str) -> Job:
     existing = fetch_job(job_id)
     if existing is not None:
-        if existing.get_status(refresh=True) in _LIVE:
+        if _is_live(existing):
             return existing  # already queued or running: enqueueing again is a no-op
         existing.delete()
     return get_queue(queue_name).enqueue(

@@ -188,4 +188,4 @@ def pytest_report_header(config):
 # Browser fixtures: live_server_url, browser, page (with .console_errors), logged_in_page; helper login(page, email, pw).
 from tests.fixtures.browser import browser, live_server_url, logged_in_page, page  # noqa: E402,F401
 # Real images: engine_data_dir, engine_settings, built_iso, built_artifacts (one build per session).
-from tests.fixtures.images import built_artifacts, built_iso, engine_data_dir, engine_settings  # noqa: E402,F401
+from tests.fixtures.images import built_artifacts, built_iso, built_rootfs, engine_data_dir, engine_settings  # noqa: E402,F401

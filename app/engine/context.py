@@ -1,6 +1,7 @@
 """Per-build state shared by the stages: events, cancel/deadline, cleanup, command runner."""
 from __future__ import annotations
 
+import errno
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,25 @@ class BuildCancelled(BuildError):
 class BuildTimeout(BuildError):
     def __init__(self, stage: str, reason: str = "build timed out"):
         super().__init__(stage, reason, user_error=False)
+
+
+class DiskFull(BuildError):
+    """A disk the build writes to (caches, work tree, artifacts) ran out of space: the host's problem, not the
+    recipe's, and retrying onto the same full disk cannot help."""
+
+    MARK = "No space left on device"
+
+    def __init__(self, stage: str, doing: str):
+        super().__init__(stage, f"the disk is full: {self.MARK} while {doing}. Free space on the worker's data "
+                                f"and artifacts disks, then retry the build.")
+
+    @classmethod
+    def in_output(cls, lines: Sequence[str]) -> bool:
+        return any(cls.MARK in line for line in lines)
+
+    @staticmethod
+    def is_cause(err: BaseException) -> bool:
+        return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class BuildEvents:
@@ -77,6 +97,8 @@ class BuildContext:
         except process.CommandFailed as err:
             tail = "\n".join(err.tail[-15:])
             label = what or " ".join(argv[:3])
+            if DiskFull.in_output(err.tail):
+                raise DiskFull(self.stage, f"running {label}") from None
             raise BuildError(self.stage, f"{label} failed with exit code {err.returncode}\n{tail}",
                              user_error=user_error) from None
         except FileNotFoundError as err:

@@ -21,7 +21,7 @@ from . import base as base_layer
 from .cache import ResultCache, evict, link_or_copy
 from .configure import (configure as configure_tree, finish_tree, install_packages, prepare_tree, snapshot_url,
                         support_packages)
-from .context import BuildCancelled, BuildContext, BuildError, BuildEvents, BuildTimeout
+from .context import BuildCancelled, BuildContext, BuildError, BuildEvents, BuildTimeout, DiskFull
 from .evidence import installed_packages, make_sbom, now_iso, sha256_file, write_checksums, write_json
 from .formats import BUILDERS, artifact_name, kernel_files
 from .fsutil import remove_tree
@@ -34,7 +34,7 @@ from .settings import EngineSettings
 from .userns import build_in_user_namespace, mode_description
 
 __all__ = ["STAGES", "Stage", "BuildEvents", "Artifact", "BuildResult", "BuildError", "BuildCancelled",
-           "BuildTimeout", "build", "stage_names"]
+           "BuildTimeout", "DiskFull", "build", "stage_names"]
 
 
 @dataclass
@@ -299,6 +299,8 @@ def build(recipe: dict, out_dir: Path, formats: list[str] | None = None, *,
     except BuildError:
         raise
     except Exception as err:  # an engine bug: still a clean failure of the current stage
+        if DiskFull.is_cause(err):
+            raise DiskFull(ctx.stage, f"writing {err.filename or 'a file'}") from err
         ctx.log(f"internal error: {err!r}", "error")
         raise BuildError(ctx.stage, f"internal error: {err}") from err
     finally:

@@ -157,3 +157,37 @@ def test_custom_test_run_lines_join_the_archived_log(client, auth_headers, build
     assert custom[0].startswith(f"custom test run {test_run.id}") and custom[-1].endswith(test_run.status)
     api_lines = client.get(f"/api/builds/{build_id}/logs?after=3", headers=auth_headers).json["lines"]
     assert [line["message"] for line in api_lines] == custom
+
+
+def test_lines_written_while_redis_is_away_join_the_stream_in_order(client, auth_headers, builds, org_id, app):
+    """Redis unreachable mid-build: lines keep their seqs (from the file), and when it answers again they join
+    the stream before the next line, so a reader following ?after= sees every line once, in order."""
+    import redis as redis_lib
+
+    from app.extensions import db
+    from app.models import Build
+    from app.services.builds import logs
+    from tests.fixtures.services import free_port
+
+    build_id = builds.create(org_id, status="building")
+    _append(app, build_id, 3)
+    seen = client.get(f"/api/builds/{build_id}/logs", headers=auth_headers).json["lines"]
+    away = redis_lib.Redis(port=free_port())  # nothing listens there: every command is refused
+    with app.app_context():
+        build = db.session.get(Build, build_id)
+        assert [logs.append(build, "configure", "info", f"away {i}", client=away) for i in (1, 2)] == [4, 5]
+        assert logs.append(build, "configure", "info", "back") == 6
+    after = seen[-1]["seq"]
+    rest = client.get(f"/api/builds/{build_id}/logs?after={after}", headers=auth_headers).json["lines"]
+    assert [(line["seq"], line["message"]) for line in rest] == [(4, "away 1"), (5, "away 2"), (6, "back")]
+    _append(app, build_id, 1)
+    assert [line["seq"] for line in _all_lines(app, build_id)] == list(range(1, 8))
+
+
+def _all_lines(app, build_id):
+    from app.extensions import db
+    from app.models import Build
+    from app.services.builds import logs
+
+    with app.app_context():
+        return list(logs.iter_all(db.session.get(Build, build_id)))

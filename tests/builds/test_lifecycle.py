@@ -358,3 +358,60 @@ def test_custom_test_runs_without_a_heartbeat_are_reaped(app, builds, org_id):
         db.session.expire_all()
         assert lost.status == "error" and "stopped responding" in lost.error and beating.status == "running"
         assert queues.get_queue("tests").get_job_ids() == [queues.test_run_job_id(forgotten.id)]
+
+
+def test_a_builds_default_test_run_lives_on_its_attempts_heartbeat(app, builds, org_id):
+    """The image tests of a testing build run under the attempt's heartbeat, not one of their own: the reaper
+    leaves them alone while that attempt beats (it once failed live builds as test_error after the TTL), and
+    ends a default run whose attempt is gone."""
+    from datetime import timedelta
+
+    from app.extensions import db
+    from app.models import TestRun
+    from app.models.base import utcnow
+    from app.services.builds import reaper
+
+    build_id = builds.create(org_id, status="testing", started_ago=600, attempt=2, worker_name="w")
+    beat(app, build_id, attempt=2)
+    with app.app_context():
+        started = utcnow() - timedelta(minutes=5)
+        current = TestRun(build_id=build_id, status="running", kind="default", started_at=started)
+        # Attempt 1's run, left running when its worker died.
+        earlier = TestRun(build_id=build_id, status="running", kind="default", started_at=started - timedelta(minutes=10))
+        db.session.add_all([current, earlier])
+        db.session.commit()
+        assert dict(reaper.reap()) == {str(earlier.id): "worker_lost"}
+        db.session.expire_all()
+        assert current.status == "running" and earlier.status == "error"
+        assert (_load(app, build_id).status, _load(app, build_id).attempt) == ("testing", 2)
+
+
+def test_a_queued_build_whose_worker_died_holding_its_job_is_enqueued_again(app, builds, org_id):
+    """A worker SIGKILLed after RQ handed it the job but before the build began leaves the job `started` with
+    no one beating it: the reaper enqueues the build again (it used to stay queued until RQ's job timeout)."""
+    from datetime import datetime, timedelta, timezone
+
+    from rq.job import JobStatus
+
+    from app import queues
+    from app.extensions import db
+    from app.models import Build
+    from app.models.base import utcnow
+    from app.services.builds import reaper
+
+    build_id = builds.create(org_id, status="queued", attempt=2)
+    with app.app_context():
+        db.session.get(Build, build_id).queued_at = utcnow() - timedelta(minutes=5)
+        db.session.commit()
+        job = queues.enqueue_build(build_id, 2)
+        queues.get_queue("builds").remove(job)  # the worker took it ...
+        job.set_status(JobStatus.STARTED)
+        job.heartbeat(datetime.now(timezone.utc) - timedelta(minutes=4), ttl=600)  # ... and died
+        assert dict(reaper.reap()) == {str(build_id): "requeued"}
+        assert queues.get_queue("builds").get_job_ids() == [queues.build_job_id(build_id, 2)]
+        # A started job its worker still beats is left alone.
+        job = queues.fetch_job(queues.build_job_id(build_id, 2))
+        queues.get_queue("builds").remove(job)
+        job.set_status(JobStatus.STARTED)
+        job.heartbeat(datetime.now(timezone.utc), ttl=600)
+        assert dict(reaper.reap()) == {}

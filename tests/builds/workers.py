@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 class WorkerProcess:
     """`python worker.py` in its own session, configured like production through the environment."""
 
-    def __init__(self, app, engine_data_dir: Path, log_path: Path, name: str, queues: tuple[str, ...] = ()):
+    def __init__(self, app, engine_data_dir: Path, log_path: Path, name: str, queues: tuple[str, ...] = (),
+                 settings: dict[str, str] | None = None):
+        """`settings`: environment variables on top of the test defaults (a fault test's own Redis, data dir...)."""
         env = dict(os.environ)
         env.update({
             "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
@@ -31,6 +33,7 @@ class WorkerProcess:
             # CI machines are small and shared: give a TCG boot room before calling it a failure.
             "KILN_TEST_BOOT_TIMEOUT": "600",
         })
+        env.update(settings or {})
         self.log_path = log_path
         self.log = log_path.open("ab")
         self.proc = subprocess.Popen([sys.executable, str(ROOT / "worker.py"), *queues], cwd=ROOT, env=env,
@@ -58,7 +61,10 @@ class WorkerProcess:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.kill(signal.SIGTERM)
+            try:
+                self.kill(signal.SIGTERM)
+            except subprocess.TimeoutExpired:
+                self.kill(signal.SIGKILL)  # a worker that cannot stop (its Redis gone) must not outlive the test
         self.log.close()
 
 

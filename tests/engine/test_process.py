@@ -67,3 +67,21 @@ def test_already_cancelled_never_starts():
     with pytest.raises(CommandCancelled):
         run(["sh", "-c", "touch /tmp/kiln-should-not-exist"], cancel=cancel)
     assert not os.path.exists("/tmp/kiln-should-not-exist")
+
+
+def test_a_command_that_fills_the_disk_is_a_disk_full_build_error(tmp_path):
+    """A command failing on ENOSPC says the disk is full (the worker fails the build as disk_full, not retried)."""
+    from app.engine.context import BuildContext, BuildError, BuildEvents, DiskFull
+    from app.engine.settings import EngineSettings
+
+    ctx = BuildContext(settings=EngineSettings(data_dir=tmp_path), events=BuildEvents(), cancel=threading.Event(),
+                       deadline=None, work=tmp_path, stage="package")
+    with pytest.raises(DiskFull) as info:
+        ctx.run(["sh", "-c", "echo 'tar: ./usr/lib/x: Cannot write: No space left on device' >&2; exit 2"],
+                what="tar")
+    assert info.value.stage == "package"
+    assert info.value.reason.startswith("the disk is full: No space left on device while running tar")
+    with pytest.raises(BuildError) as other:
+        ctx.run(["sh", "-c", "echo 'tar: ./x: Cannot open: Permission denied' >&2; exit 2"], what="tar")
+    assert not isinstance(other.value, DiskFull)
+    assert DiskFull.is_cause(OSError(28, "No space left on device")) and not DiskFull.is_cause(OSError(13, "x"))

@@ -6,6 +6,10 @@ included). The stream entry id is `<seq>-0`, so "everything after seq N" is one 
 client resumes exactly where it stopped. The stream is trimmed to KILN_BUILD_LOG_MAXLEN and expires after
 the build; the file keeps every line, so a reader the stream no longer serves reads the file instead, and
 the archived log (the `log` artifact, with its sha256) is the whole log.
+
+While Redis is unreachable a line still gets the next seq (from the file) and goes to the file; it waits
+in this process and joins the stream, in order, before the next line once Redis is back, so a live reader
+following `?after=` sees no gap and nothing twice.
 """
 from __future__ import annotations
 
@@ -29,6 +33,8 @@ ARCHIVED_STREAM_TTL = 3600
 # INCR, XADD and the file write of one line happen together, so a process writes its lines in seq order
 # (the engine's reader threads and the cancel watch write to the same build).
 _append_lock = threading.Lock()
+# build id -> lines of this process written to the file while Redis was unreachable, waiting for the stream.
+_offline: dict[str, list[dict]] = {}
 log = logging.getLogger("kiln.builds")
 
 
@@ -53,10 +59,17 @@ def append(build, stage: str | None, level: str, message: str, *, client=None) -
     client = client or redis.client
     path = log_path(build)
     with _append_lock:
-        seq = int(client.incr(seq_key(build.id)))
-        if seq == 1 and (last := _last_seq_on_disk(path)):
-            # The counter expired with the stream after an earlier archive: go on from the file's last line.
-            seq = int(client.incrby(seq_key(build.id), last))
+        try:
+            _catch_up(build.id, client)
+            seq = int(client.incr(seq_key(build.id)))
+            if seq == 1 and (last := _last_seq_on_disk(path)):
+                # The counter expired with the stream after an earlier archive: go on from the file's last line.
+                seq = int(client.incrby(seq_key(build.id), last))
+            online = True
+        except (redis_lib.ConnectionError, redis_lib.TimeoutError):
+            waiting = _offline.get(str(build.id))
+            seq = max(_last_seq_on_disk(path), waiting[-1]["seq"] if waiting else 0) + 1
+            online = False
         line = {"seq": seq, "timestamp": _now_iso(), "level": level or "info", "stage": stage or None,
                 "message": message}
         try:
@@ -65,14 +78,42 @@ def append(build, stage: str | None, level: str, message: str, *, client=None) -
                 out.write(json.dumps(line, ensure_ascii=False) + "\n")
         except OSError:
             log.exception("build %s: log line %s not written to %s", build.id, seq, path)
-        maxlen = int(current_app.config["KILN_BUILD_LOG_MAXLEN"])
-        try:
-            client.xadd(stream_key(build.id), {**line, "stage": stage or ""}, id=f"{seq}-0", maxlen=maxlen,
-                        approximate=True)
-        except redis_lib.ResponseError:
-            # Another process wrote a later line first; live readers get this one from the file.
-            log.warning("build %s: log line %s is out of order for the stream", build.id, seq)
+        if online:
+            try:
+                _to_stream(build.id, line, client)
+                return seq
+            except (redis_lib.ConnectionError, redis_lib.TimeoutError):
+                pass
+        if not _offline.get(str(build.id)):
+            log.warning("build %s: Redis unreachable; log lines from %s wait in %s for the stream", build.id, seq, path)
+        _offline.setdefault(str(build.id), []).append(line)
     return seq
+
+
+def _to_stream(build_id, line: dict, client) -> None:
+    maxlen = int(current_app.config["KILN_BUILD_LOG_MAXLEN"])
+    try:
+        client.xadd(stream_key(build_id), {**line, "stage": line["stage"] or ""}, id=f"{line['seq']}-0",
+                    maxlen=maxlen, approximate=True)
+    except redis_lib.ResponseError:
+        # Another process wrote a later line first; live readers get this one from the file.
+        log.warning("build %s: log line %s is out of order for the stream", build_id, line["seq"])
+
+
+def _catch_up(build_id, client) -> None:
+    """Redis is back: the counter moves past the lines written while it was away, and they join the stream in
+    order (if it goes away again halfway, the rest keep waiting)."""
+    waiting = _offline.get(str(build_id))
+    if not waiting:
+        return
+    last = waiting[-1]["seq"]
+    counter = int(client.get(seq_key(build_id)) or 0)
+    if counter < last:
+        client.incrby(seq_key(build_id), last - counter)
+    while waiting:
+        _to_stream(build_id, waiting[0], client)
+        waiting.pop(0)
+    del _offline[str(build_id)]
 
 
 def _entry(fields: dict) -> dict:
@@ -167,25 +208,39 @@ def archive(build, *, client=None) -> tuple[Path, int, str] | None:
                     item = json.loads(raw)
                     by_seq[item["seq"]] = item
     after = 0
-    while True:
-        batch, _first = _from_redis(build.id, after, 2000, client)
-        if not batch:
-            break
-        for item in batch:
-            by_seq.setdefault(item["seq"], item)
-        after = batch[-1]["seq"]
+    try:
+        while True:
+            batch, _first = _from_redis(build.id, after, 2000, client)
+            if not batch:
+                break
+            for item in batch:
+                by_seq.setdefault(item["seq"], item)
+            after = batch[-1]["seq"]
+    except (redis_lib.ConnectionError, redis_lib.TimeoutError):
+        # Redis is away at the build's end: every line this process wrote is in the file already.
+        log.warning("build %s: Redis unreachable; archiving the log from %s alone", build.id, path)
     if not by_seq:
         return None
     digest = hashlib.sha256()
     tmp = path.with_suffix(".log.tmp")
-    with tmp.open("w", encoding="utf-8") as out:
-        for seq in sorted(by_seq):
-            line = json.dumps(by_seq[seq], ensure_ascii=False) + "\n"
-            out.write(line)
-            digest.update(line.encode())
-    tmp.replace(path)
-    client.expire(stream_key(build.id), ARCHIVED_STREAM_TTL)
-    client.expire(seq_key(build.id), ARCHIVED_STREAM_TTL)
+    try:
+        with tmp.open("w", encoding="utf-8") as out:
+            for seq in sorted(by_seq):
+                line = json.dumps(by_seq[seq], ensure_ascii=False) + "\n"
+                out.write(line)
+                digest.update(line.encode())
+        tmp.replace(path)
+    except OSError as err:
+        # A full disk must not keep the build from finishing: the stream keeps the lines (it is not set to
+        # expire), and the next archive (a custom test run's end) tries again.
+        tmp.unlink(missing_ok=True)
+        log.warning("build %s: log not archived to %s: %s", build.id, path, err)
+        return None
+    try:
+        client.expire(stream_key(build.id), ARCHIVED_STREAM_TTL)
+        client.expire(seq_key(build.id), ARCHIVED_STREAM_TTL)
+    except (redis_lib.ConnectionError, redis_lib.TimeoutError):
+        pass  # the stream then stays until the build is deleted; the archive is whole either way
     return path, path.stat().st_size, digest.hexdigest()
 
 

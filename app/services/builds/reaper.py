@@ -42,8 +42,19 @@ def reap_build(build: Build) -> str | None:
                         failure_class="infrastructure", code="worker_lost", retryable=True)
 
 
+def _test_run_alive(run: TestRun) -> bool:
+    """A custom run beats its own heartbeat. A build's default run is part of an attempt and lives on that
+    attempt's heartbeat: while the attempt that started it is testing, it is not lost; once that attempt is
+    gone (reaped, finished, replaced by the next one), the run is."""
+    if run.kind != "default":
+        return signals.alive(signals.test_run_heartbeat_key(run.id))
+    build = run.build
+    return (build.status == "testing" and build.started_at is not None and run.started_at is not None
+            and run.started_at >= build.started_at and signals.alive(signals.heartbeat_key(build.id, build.attempt)))
+
+
 def reap_test_run(run: TestRun) -> bool:
-    if run.status != "running" or signals.alive(signals.test_run_heartbeat_key(run.id)):
+    if run.status != "running" or _test_run_alive(run):
         return False
     if not _silent_since_start(run.started_at):
         return False

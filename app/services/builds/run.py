@@ -18,10 +18,11 @@ from types import SimpleNamespace
 from typing import Callable
 
 from flask import current_app
+from redis.exceptions import RedisError
 from sqlalchemy import select, update
 
 from app import queues
-from app.engine.pipeline import BuildCancelled, BuildError, BuildTimeout, build as engine_build
+from app.engine.pipeline import BuildCancelled, BuildError, BuildTimeout, DiskFull, build as engine_build
 from app.engine.settings import EngineSettings
 from app.engine.testing import run_image_tests
 from app.engine.testing.vm import VMSettings
@@ -73,7 +74,10 @@ class Supervisor:
         self._stop.set()
         self._thread.join(timeout=5)
         with self.app.app_context():
-            signals.clear(self.heartbeat_key)
+            try:
+                signals.clear(self.heartbeat_key)
+            except RedisError:
+                log.warning("heartbeat %s not cleared (Redis unreachable); it expires on its own", self.heartbeat_key)
 
     def _loop(self) -> None:
         with self.app.app_context():
@@ -92,7 +96,9 @@ class Supervisor:
                                     self.on_stop(reason)  # before the engine stops, so the line is archived
                             finally:
                                 self.cancel.set()
-                except Exception:  # noqa: BLE001 - a Redis or database blip must not kill the supervisor
+                except RedisError as err:  # an outage: the heartbeat resumes when Redis is back
+                    log.warning("supervisor of %s: Redis unreachable: %s", self.heartbeat_key, err)
+                except Exception:  # noqa: BLE001 - a database blip must not kill the supervisor
                     log.exception("supervisor of %s", self.heartbeat_key)
                 finally:
                     db.session.remove()
@@ -331,6 +337,11 @@ def _build_and_test(build: Build, attempt: int, worker_name: str, cancel: thread
         logs.append(build, err.stage, "error", f"build timed out after {timeout} s")
         return fail_attempt(build, attempt, f"The build took longer than {timeout // 60} minutes",
                             failure_class="infrastructure", code="timeout", stage=err.stage)
+    except DiskFull as err:
+        # Not retried: the next attempt would meet the same full disk. A user retries once space is freed.
+        logs.append(build, err.stage, "error", err.reason)
+        return fail_attempt(build, attempt, err.reason, failure_class="infrastructure", code="disk_full",
+                            stage=err.stage)
     except BuildError as err:
         logs.append(build, err.stage, "error", err.reason)
         if cancel.is_set():

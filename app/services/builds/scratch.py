@@ -62,7 +62,10 @@ def reclaim_dead() -> list[Path]:
     reclaimed = []
     for directory in sorted(p for p in root.iterdir()
                             if p.is_dir() and not p.name.startswith(".") and str(p) not in _claimed):
-        fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            continue  # another worker reclaimed it just now
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -63,6 +63,7 @@ _CODE_WORDS = {
     "test_error": "The image tests could not run (test_error)",
     "internal_error": "Kiln hit an internal error (internal_error)",
     "job_failed": "The build job failed on the worker (job_failed)",
+    "disk_full": "The worker's disk is full: free space there, then retry the build (disk_full)",
 }
 
 
