@@ -45,7 +45,7 @@ def seed(env: dict, builds: int) -> tuple[str, str]:
     from app.models import Build, BuildStage, User
     from app.services import accounts, tokens
     from app.services.audit import Actor
-    from app.services.builds import create_build
+    from app.services.builds.lifecycle import create_build
 
     app = create_app()
     with app.app_context():

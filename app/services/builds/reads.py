@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import asc, desc, or_, select
+from sqlalchemy.orm import defer, selectinload
 
 from app.extensions import db
 from app.models import Build, Conversation, TestRun
@@ -47,9 +48,10 @@ def list_builds(org, *, actor: Actor, role: str, status: list[str] | None = None
                 sort_by: str = "createdAt", sort_order: str = "desc"):
     """A select of the builds this caller can see, filtered and sorted."""
     visible = visible_conversations(org, user=actor.user, role=role, via_api_key=actor.api_key is not None)
-    query = select(Build).where(Build.org_id == org.id,
-                                or_(Build.conversation_id.is_(None),
-                                    Build.conversation_id.in_(visible.with_only_columns(Conversation.id))))
+    # A list shows no recipe (the heaviest column) and each build's version number: one query for the versions.
+    query = select(Build).options(defer(Build.recipe), selectinload(Build.recipe_version)).where(
+        Build.org_id == org.id,
+        or_(Build.conversation_id.is_(None), Build.conversation_id.in_(visible.with_only_columns(Conversation.id))))
     if status:
         query = query.where(Build.status.in_(status))
     if conversation_id is not None:
