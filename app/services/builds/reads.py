@@ -108,7 +108,8 @@ class BuildStatus:
     failure_reason: str | None
 
 
-def build_status(build: Build) -> BuildStatus:
+def build_status(build: Build, *, estimate: bool = True) -> BuildStatus:
+    """The status body; estimate=False leaves out the estimated completion (a query over recent builds)."""
     names = [n for n, _ in stage_plan(build.formats)]
     if build.status == "succeeded":
         step = len(names)
@@ -121,7 +122,7 @@ def build_status(build: Build) -> BuildStatus:
                        stage_name=stage_display(build, build.stage),
                        progress=StepProgress(step, len(names), percentage), attempt=build.attempt,
                        started_at=build.started_at, finished_at=build.finished_at,
-                       estimated_completion=estimated_completion(build), failure_reason=build.failure_reason)
+                       estimated_completion=estimated_completion(build) if estimate else None, failure_reason=build.failure_reason)
 
 
 @dataclass(frozen=True)
