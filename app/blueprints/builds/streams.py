@@ -39,8 +39,11 @@ from .schemas import BuildStatusSchema, LiveLogLineSchema, LogLineSchema, Stream
 stream_blp = Blueprint("build_streams", __name__)
 accept_query_token(stream_blp)
 
-IDLE_TICK = 1.0  # seconds one wait for new lines blocks
-KEEPALIVE_TICKS = 15
+# Seconds one wait for new lines blocks. A line ends the wait at once; between lines each turn re-reads the
+# build's status, so this is how late a status change without log lines (progress) can show, and it sets what
+# an idle stream costs the process: 200 waiting streams wake 200 / IDLE_TICK times a second (bench/web.py).
+IDLE_TICK = 3.0
+KEEPALIVE_TICKS = 5  # a comment line every 15 s keeps proxies from closing an idle stream
 CANCEL_DRAIN_SECONDS = 30  # after a cancel, how long to wait for the worker's last lines
 STREAMS_FULL_RETRY_AFTER = 10  # seconds a client refused for lack of a stream slot is told to wait
 
