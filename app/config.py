@@ -51,6 +51,29 @@ def _float(env, name: str, default: str) -> float:
         raise ValueError(f"{name} must be a number, got {value!r}") from None
 
 
+def _whole(env, name: str, default: int, minimum: int) -> int:
+    value = env.get(name) or str(default)
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {value!r}") from None
+    if number < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {number}")
+    return number
+
+
+def web_process_settings(env: os._Environ | dict | None = None) -> dict:
+    """How many live log streams (SSE and WebSocket) one web process holds at once, and how many threads it
+    keeps for every other request besides them. gunicorn.conf.py sizes the process from these (threads =
+    both), and the stream endpoints refuse a stream beyond the first with 503, so ordinary requests always
+    find a thread."""
+    env = os.environ if env is None else env
+    return {
+        "KILN_STREAMS_PER_PROCESS": _whole(env, "KILN_STREAMS_PER_PROCESS", 200, 0),
+        "KILN_WEB_THREADS": _whole(env, "KILN_WEB_THREADS", 32, 1),
+    }
+
+
 def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> dict:
     env = os.environ if env is None else env
     data_dir = Path(env.get("KILN_DATA_DIR") or instance_path / "data")
@@ -115,6 +138,7 @@ def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> d
         "KILN_TEST_VM_FIRMWARE": env.get("KILN_TEST_VM_FIRMWARE", "bios"),
         # How long a live log stream waits for a build that has not been started before it ends.
         "KILN_STREAM_PENDING_WAIT": float(env.get("KILN_STREAM_PENDING_WAIT", "60")),
+        **web_process_settings(env),
         # Webhooks: deliveries to loopback/private/link-local addresses are refused unless this is on (for
         # self-hosters whose receivers live in their own network); per-socket-operation timeout; how often
         # each worker looks for due retries and undispatched events.

@@ -7,9 +7,7 @@ from marshmallow import fields, missing, validate
 from webargs.fields import DelimitedList
 
 from app.engine.recipe import FORMATS
-from app.extensions import db
 from app.http.schemas import CamelSchema, PaginationArgs, QueryArgs, Timestamp, page_schema
-from app.models import RecipeVersion
 from app.models.builds import BUILD_STATUSES
 from app.services.builds.reads import TEST_RUN_STATUS
 from app.services.errors import ValidationFailed
@@ -127,8 +125,7 @@ class AttemptSchema(StoredCamelSchema):
 
 
 def _recipe_version_number(build) -> int | None:
-    version = db.session.get(RecipeVersion, build.recipe_version_id) if build.recipe_version_id else None
-    return version.number if version is not None else None
+    return build.recipe_version.number if build.recipe_version is not None else None
 
 
 def _duration(build) -> float | None:

@@ -8,6 +8,11 @@ waited for KILN_STREAM_PENDING_WAIT seconds at most; then the stream says `end` 
 and closes, so such streams never hold a server thread for good. Streams only read: the workers' reaper,
 not a reader, notices a build whose worker died.
 
+Each open stream holds one server thread, so one web process holds at most KILN_STREAMS_PER_PROCESS of
+them (gunicorn.conf.py gives it that many threads plus KILN_WEB_THREADS for every other request); a stream
+beyond that is answered 503 with Retry-After, and the page falls back to polling. While it waits, a stream
+holds no database connection: it reads the build, closes its session, then blocks on Redis.
+
 Authentication and the tenant check run in this blueprint's before_request, i.e. before the WebSocket
 upgrade: another org's build is a plain 404 and a foreign Origin a 403. Browsers cannot set headers on a
 WebSocket or EventSource, so `?token=` (a JWT or API key) is accepted here besides cookie and headers.
@@ -15,13 +20,16 @@ WebSocket or EventSource, so `?token=` (a JWT or API key) is accepted here besid
 from __future__ import annotations
 
 import json
+import threading
 import time
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
+from sqlalchemy.orm import defer
 
 from app.extensions import db, sock
 from app.http.auth import accept_query_token, authorize, current_actor
+from app.http.errors import error_response
 from app.models import Build
 from app.services.builds import logs, reads, signals
 from app.services.errors import Forbidden
@@ -31,9 +39,35 @@ from .schemas import BuildStatusSchema, LiveLogLineSchema, LogLineSchema, Stream
 stream_blp = Blueprint("build_streams", __name__)
 accept_query_token(stream_blp)
 
-IDLE_TICK = 1.0  # seconds one wait for new lines blocks
-KEEPALIVE_TICKS = 15
+# Seconds one wait for new lines blocks. A line ends the wait at once; between lines each turn re-reads the
+# build's status, so this is how late a status change without log lines (progress) can show, and it sets what
+# an idle stream costs the process: 200 waiting streams wake 200 / IDLE_TICK times a second (bench/web.py).
+IDLE_TICK = 3.0
+KEEPALIVE_TICKS = 5  # a comment line every 15 s keeps proxies from closing an idle stream
 CANCEL_DRAIN_SECONDS = 30  # after a cancel, how long to wait for the worker's last lines
+STREAMS_FULL_RETRY_AFTER = 10  # seconds a client refused for lack of a stream slot is told to wait
+
+
+class StreamSlots:
+    """The live streams this process holds now; each holds a server thread until it ends."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.open = 0
+
+    def take(self, limit: int) -> bool:
+        with self._lock:
+            if self.open >= limit:
+                return False
+            self.open += 1
+            return True
+
+    def give_back(self) -> None:
+        with self._lock:
+            self.open -= 1
+
+
+slots = StreamSlots()
 
 
 def _origin_allowed() -> bool:
@@ -54,6 +88,37 @@ def _authorize_stream():
     build = reads.get_build(org, (request.view_args or {}).get("build_id"), actor=current_actor(), role=role)
     g.stream_build_id = build.id
     g.stream_after = _cursor()
+    limit = int(current_app.config["KILN_STREAMS_PER_PROCESS"])
+    if not slots.take(limit):
+        return error_response(503, "SERVICE_UNAVAILABLE",
+                              f"This server holds its maximum of {limit} live log streams; retry later or poll "
+                              f"GET /api/builds/{build.id}/logs?after=", {"streams": ["at capacity"]},
+                              {"Retry-After": str(STREAMS_FULL_RETRY_AFTER)})
+    g.stream_slot = True
+    # The checks above used a database connection; the stream gives it back before it waits.
+    db.session.close()
+
+
+@stream_blp.teardown_request
+def _release_stream_slot(_error=None):
+    # The WebSocket has ended when its view returns; a request that failed before its stream began held its
+    # slot for nothing. An SSE view hands its slot to the response instead (see _slot_until_closed).
+    if g.pop("stream_slot", False):
+        slots.give_back()
+
+
+def _hand_over_slot():
+    """This request's stream slot, as a callable that gives it back once: an SSE body keeps it until the body
+    ends or the server closes it (Flask tears the request down when the view returns, long before that)."""
+    held = g.pop("stream_slot", False)
+
+    def give_back():
+        nonlocal held
+        if held:
+            held = False
+            slots.give_back()
+
+    return give_back
 
 
 def _cursor() -> int:
@@ -67,20 +132,33 @@ def follow(build_id, after: int):
     """Yield ("status", body), ("log", line), ("idle", None) and finally ("done", status), or
     ("end", status) when the build was not started within KILN_STREAM_PENDING_WAIT seconds."""
     last_status = None
+    nothing_new = False  # the last wait saw no line after the cursor
     drain_until = None
     pending_until = time.monotonic() + float(current_app.config["KILN_STREAM_PENDING_WAIT"])
     while True:
-        db.session.rollback()  # a fresh snapshot: the worker commits in another process
-        build = db.session.get(Build, build_id)
+        # A fresh snapshot each turn (the worker commits in another process), read without the recipe, and
+        # the session closed again before anything is sent or waited for: a stream holds no DB connection
+        # while it waits, so many streams never starve other requests of the pool.
+        build = db.session.get(Build, build_id, options=[defer(Build.recipe)])
         if build is None:
+            db.session.close()
             yield "done", "deleted"
             return
-        body = BuildStatusSchema().dump(reads.build_status(build))
-        comparable = {k: v for k, v in body.items() if k != "estimatedCompletion"}
-        if comparable != last_status:
+        status = reads.build_status(build, estimate=False)
+        comparable = BuildStatusSchema().dump(status)
+        changed = comparable != last_status
+        if changed:
             last_status = comparable
+            # The estimate costs a query over recent builds: made only when the status is sent.
+            body = BuildStatusSchema().dump(reads.build_status(build))
+            db.session.close()
             yield "status", body
-        lines = logs.read(build, after, 500)
+        db.session.close()
+        # The wait reads from the cursor, so a line written after it timed out is seen by the next wait: an idle
+        # turn need not read again, unless the build changed (it may have ended after its last lines).
+        quiet = nothing_new and not changed and not build.is_terminal
+        nothing_new = False
+        lines = [] if quiet else logs.read(build, after, 500)
         for line in lines:
             yield "log", line
             after = line["seq"]
@@ -99,6 +177,7 @@ def follow(build_id, after: int):
             yield "end", build.status
             return
         if not logs.wait_for_lines(build_id, after, IDLE_TICK):
+            nothing_new = True
             yield "idle", None
 
 
@@ -130,23 +209,30 @@ def build_events(build_id):
     """Server-sent events: `status` (the /status body), `log` (id = seq), then `done`, or `end` for a build
     that was not started in time."""
     build_key, after = g.stream_build_id, g.stream_after
+    give_back_slot = _hand_over_slot()
 
     def generate():
-        yield "retry: 3000\n\n"
-        idle = 0
-        for kind, data in follow(build_key, after):
-            if kind == "log":
-                idle = 0
-                yield f"id: {data['seq']}\nevent: log\ndata: {json.dumps(LogLineSchema().dump(data))}\n\n"
-            elif kind == "status":
-                yield f"event: status\ndata: {json.dumps(data)}\n\n"
-            elif kind in ("done", "end"):
-                yield f"event: {kind}\ndata: {json.dumps(StreamEndSchema().dump(_ending(build_key, kind, data)))}\n\n"
-                return
-            else:
-                idle += 1
-                if idle % KEEPALIVE_TICKS == 0:
-                    yield ": keepalive\n\n"
+        try:
+            yield "retry: 3000\n\n"
+            idle = 0
+            for kind, data in follow(build_key, after):
+                if kind == "log":
+                    idle = 0
+                    yield f"id: {data['seq']}\nevent: log\ndata: {json.dumps(LogLineSchema().dump(data))}\n\n"
+                elif kind == "status":
+                    yield f"event: status\ndata: {json.dumps(data)}\n\n"
+                elif kind in ("done", "end"):
+                    ending = StreamEndSchema().dump(_ending(build_key, kind, data))
+                    yield f"event: {kind}\ndata: {json.dumps(ending)}\n\n"
+                    return
+                else:
+                    idle += 1
+                    if idle % KEEPALIVE_TICKS == 0:
+                        yield ": keepalive\n\n"
+        finally:
+            give_back_slot()
 
-    return Response(stream_with_context(generate()), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response = Response(stream_with_context(generate()), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response.call_on_close(give_back_slot)  # a body closed before it started never runs generate()
+    return response

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import asc, desc, or_, select
+from sqlalchemy.orm import defer, selectinload
 
 from app.extensions import db
 from app.models import Build, Conversation, TestRun
@@ -48,9 +49,10 @@ def list_builds(org, *, actor: Actor, role: str, status: list[str] | None = None
                 sort_by: str = "createdAt", sort_order: str = "desc"):
     """A select of the builds this caller can see, filtered and sorted."""
     visible = visible_conversations(org, user=actor.user, role=role, via_api_key=actor.api_key is not None)
-    query = select(Build).where(Build.org_id == org.id,
-                                or_(Build.conversation_id.is_(None),
-                                    Build.conversation_id.in_(visible.with_only_columns(Conversation.id))))
+    # A list shows no recipe (the heaviest column) and each build's version number: one query for the versions.
+    query = select(Build).options(defer(Build.recipe), selectinload(Build.recipe_version)).where(
+        Build.org_id == org.id,
+        or_(Build.conversation_id.is_(None), Build.conversation_id.in_(visible.with_only_columns(Conversation.id))))
     if status:
         query = query.where(Build.status.in_(status))
     if conversation_id is not None:
@@ -107,7 +109,8 @@ class BuildStatus:
     failure_reason: str | None
 
 
-def build_status(build: Build) -> BuildStatus:
+def build_status(build: Build, *, estimate: bool = True) -> BuildStatus:
+    """The status body; estimate=False leaves out the estimated completion (a query over recent builds)."""
     names = [n for n, _ in stage_plan(build.formats)]
     if build.status == "succeeded":
         step = len(names)
@@ -120,7 +123,7 @@ def build_status(build: Build) -> BuildStatus:
                        stage_name=stage_display(build, build.stage),
                        progress=StepProgress(step, len(names), percentage), attempt=build.attempt,
                        started_at=build.started_at, finished_at=build.finished_at,
-                       estimated_completion=estimated_completion(build), failure_reason=build.failure_reason)
+                       estimated_completion=estimated_completion(build) if estimate else None, failure_reason=build.failure_reason)
 
 
 @dataclass(frozen=True)
