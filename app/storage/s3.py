@@ -81,37 +81,42 @@ class S3Storage:
         return StorageError(f"{what} {key} in {self.describe()}: {err}")
 
     def put_file(self, key: str, path: Path) -> None:
+        full = self._key(key)
         try:
-            self.client.upload_file(str(path), self.bucket, self._key(key))
+            self.client.upload_file(str(path), self.bucket, full)
         except Exception as err:  # noqa: BLE001 - boto3 and botocore raise many kinds
             raise self._fail("could not upload", key, err) from err
 
     def put_bytes(self, key: str, data: bytes) -> None:
+        full = self._key(key)
         try:
-            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+            self.client.put_object(Bucket=self.bucket, Key=full, Body=data)
         except Exception as err:  # noqa: BLE001
             raise self._fail("could not upload", key, err) from err
 
     def get_file(self, key: str, dest: Path) -> None:
+        full = self._key(key)
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
         try:
-            self.client.download_file(self.bucket, self._key(key), str(tmp))
+            self.client.download_file(self.bucket, full, str(tmp))
             os.replace(tmp, dest)
         except Exception as err:  # noqa: BLE001
             tmp.unlink(missing_ok=True)
             raise self._fail("could not download", key, err) from err
 
     def get_bytes(self, key: str) -> bytes:
+        full = self._key(key)
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+            return self.client.get_object(Bucket=self.bucket, Key=full)["Body"].read()
         except Exception as err:  # noqa: BLE001
             raise self._fail("could not read", key, err) from err
 
     def size(self, key: str) -> int | None:
+        full = self._key(key)
         try:
-            return int(self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"])
+            return int(self.client.head_object(Bucket=self.bucket, Key=full)["ContentLength"])
         except Exception as err:  # noqa: BLE001
             failure = self._fail("could not look up", key, err)
             if isinstance(failure, ObjectMissing):
@@ -120,16 +125,18 @@ class S3Storage:
 
     def iter_range(self, key: str, start: int = 0, end: int | None = None,
                    chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+        full = self._key(key)
         byte_range = f"bytes={start}-{'' if end is None else end}"
         try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key), Range=byte_range)["Body"]
+            body = self.client.get_object(Bucket=self.bucket, Key=full, Range=byte_range)["Body"]
         except Exception as err:  # noqa: BLE001
             raise self._fail("could not read", key, err) from err
         return _stream(body, chunk_size)
 
     def delete(self, key: str) -> None:
+        full = self._key(key)
         try:
-            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+            self.client.delete_object(Bucket=self.bucket, Key=full)
         except Exception as err:  # noqa: BLE001
             failure = self._fail("could not delete", key, err)
             if not isinstance(failure, ObjectMissing):
@@ -159,9 +166,10 @@ class S3Storage:
         return None
 
     def presigned_url(self, key: str, filename: str, content_type: str, expires: int) -> str | None:
+        full = self._key(key)
         try:
             return self.client.generate_presigned_url("get_object", ExpiresIn=int(expires), Params={
-                "Bucket": self.bucket, "Key": self._key(key), "ResponseContentType": content_type,
+                "Bucket": self.bucket, "Key": full, "ResponseContentType": content_type,
                 "ResponseContentDisposition": f'attachment; filename="{filename}"'})
         except Exception as err:  # noqa: BLE001
             raise self._fail("could not sign a URL for", key, err) from err
