@@ -40,3 +40,6 @@ def s3_app(app, s3_store):
     app.extensions["kiln.storage"] = s3_store
     yield app
     app.extensions["kiln.storage"] = previous
+
+
+from tests.builds.conftest import builds, org_id  # noqa: E402,F401 - the builds suite's factories
