@@ -38,6 +38,10 @@ class Storage(Protocol):
 
     def put_bytes(self, key: str, data: bytes) -> None: ...
 
+    def copy(self, source_key: str, key: str) -> None:
+        """Store a copy of the object `source_key` under `key` inside the store (no bytes through this host on S3);
+        ObjectMissing when the source is gone."""
+
     def get_file(self, key: str, dest: Path) -> None:
         """Write the object to `dest` (whole or not at all); ObjectMissing when there is none."""
 

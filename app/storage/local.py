@@ -44,6 +44,12 @@ class LocalStorage:
             return  # the file was made in place (the worker's build directory is the store)
         self._write(target, lambda tmp: shutil.copyfile(source, tmp))
 
+    def copy(self, source_key: str, key: str) -> None:
+        source = self.path(source_key)
+        if not source.is_file():
+            raise ObjectMissing(source_key)
+        self._write(self.path(key), lambda tmp: shutil.copyfile(source, tmp))
+
     def put_bytes(self, key: str, data: bytes) -> None:
         self._write(self.path(key), lambda tmp: tmp.write_bytes(data))
 

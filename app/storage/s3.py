@@ -87,6 +87,14 @@ class S3Storage:
         except Exception as err:  # noqa: BLE001 - boto3 and botocore raise many kinds
             raise self._fail("could not upload", key, err) from err
 
+    def copy(self, source_key: str, key: str) -> None:
+        full, source = self._key(key), self._key(source_key)
+        try:
+            # Managed copy: one CopyObject, or a multipart copy above 8 MiB (objects over 5 GB need it).
+            self.client.copy({"Bucket": self.bucket, "Key": source}, self.bucket, full)
+        except Exception as err:  # noqa: BLE001
+            raise self._fail("could not copy", source_key, err) from err
+
     def put_bytes(self, key: str, data: bytes) -> None:
         full = self._key(key)
         try:

@@ -93,3 +93,13 @@ def test_wrong_credentials_are_a_storage_error_naming_the_key(s3_store, monkeypa
     with pytest.raises(StorageError, match="could not upload o/b/x") as refused:
         fresh.put_bytes("o/b/x", b"x")
     assert not isinstance(refused.value, ObjectMissing)
+
+
+def test_copy_inside_the_store(store):
+    store.put_bytes("o/b1/image.tar", DATA)
+    store.copy("o/b1/image.tar", "o/b2/image.tar")
+    assert store.get_bytes("o/b2/image.tar") == DATA
+    store.delete_prefix("o/b1/")
+    assert store.get_bytes("o/b2/image.tar") == DATA
+    with pytest.raises(ObjectMissing):
+        store.copy("o/b1/image.tar", "o/b3/image.tar")

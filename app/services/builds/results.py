@@ -64,6 +64,29 @@ def publish(build, artifacts) -> int:
     return written
 
 
+def publish_files(build, artifacts, *, cached: bool) -> int:
+    """Put the build's files into the store. A result the engine served from its cache is the image some build
+    already stored: it is copied inside the store (no upload) when its index names it with the same sha256.
+    Returns how many files were copied instead of uploaded."""
+    store = files.store()
+    keyed = _key_and_formats(build) if cached and store.shared else None
+    copied: set[str] = set()
+    if keyed is not None:
+        h, formats = keyed
+        for artifact in artifacts:
+            if artifact.kind not in formats:
+                continue
+            try:
+                entry = json.loads(store.get_bytes(index_key(h, artifact.kind)))
+                if entry.get("sha256") == artifact.sha256:
+                    store.copy(entry["key"], files.relative_path(artifact.path))
+                    copied.add(str(artifact.path))
+            except (ObjectMissing, ValueError, KeyError):
+                continue  # uploaded below
+    files.publish(a.path for a in artifacts if str(a.path) not in copied)
+    return len(copied)
+
+
 def materialize(build, settings: EngineSettings, scratch: Path) -> bool:
     """Put the shared result of the build's recipe into this worker's engine cache when the store has it and the
     engine cache does not. True when the engine will find every requested format cached."""

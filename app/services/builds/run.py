@@ -361,8 +361,13 @@ def _build_and_test(build: Build, attempt: int, worker_name: str, cancel: thread
     if not owns(build.id, attempt):
         return finish_cancelled(build, attempt)
     try:
-        files.publish(a.path for a in result.artifacts)
+        storing = time.monotonic()
+        copied = results.publish_files(build, result.artifacts, cached=result.cached)
         results.publish(build, result.artifacts)
+        if files.store().shared:
+            logs.append(build, "evidence", "info", f"stored {len(result.artifacts)} file(s) in {files.store().describe()} "
+                                                   f"in {time.monotonic() - storing:.1f} s"
+                                                   + (f" ({copied} copied inside the store)" if copied else ""))
     except files.StorageError as err:
         logs.append(build, "evidence", "error", f"storing the files failed: {err}")
         return fail_attempt(build, attempt, f"Storing the build's files failed: {err}", failure_class="infrastructure",
