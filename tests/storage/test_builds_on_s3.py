@@ -139,6 +139,17 @@ def test_shared_result_is_materialized_into_another_workers_engine_cache(s3_app,
         assert (hit["rootfs"]["dir"] / hit["rootfs"]["filename"]).read_bytes() == IMAGE
         assert not any((tmp_path / "scratch").iterdir())
 
+        # A second build of the recipe that the engine served from that cache: its image is copied in the store.
+        second_id = builds.create(org_id, status="succeeded", image=IMAGE, formats=["rootfs"],
+                                  recipe={"name": "shared", "release": "trixie", "format": "rootfs"})
+        second = db.session.get(Build, second_id)
+        second_image = second.artifacts[0]
+        made_again = [SimpleNamespace(kind="rootfs", path=files.artifact_file(second_image), size=len(IMAGE),
+                                      sha256=image.sha256)]
+        assert results.publish_files(second, made_again, cached=True) == 1
+        assert files.store().get_bytes(second_image.path) == IMAGE
+        assert results.publish_files(second, made_again, cached=False) == 0  # a fresh build uploads
+
         # The build that held the files is deleted: its index is a miss now, and goes away.
         files.remove_build_files(build.org_id, build.id)
         third = EngineSettings(data_dir=tmp_path / "third-host")
