@@ -28,6 +28,10 @@ def create_app(config: dict | None = None) -> Flask:
         app.config.update(config)
     app.config["KILN_STARTED_AT"] = time.time()
     Path(app.config["KILN_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+    from app.storage import from_config as storage_from_config
+
+    # Artifact storage, checked here so a bad KILN_STORAGE_URL stops the app at start (the client is made lazily).
+    app.extensions["kiln.storage"] = storage_from_config(app.config)
     logging.basicConfig(level=os.environ.get("KILN_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

@@ -51,6 +51,27 @@ def _float(env, name: str, default: str) -> float:
         raise ValueError(f"{name} must be a number, got {value!r}") from None
 
 
+def _storage_url(value: str | None) -> str:
+    """Empty: files on this host's disk (KILN_ARTIFACTS_DIR). Else an S3 bucket, s3://bucket[/prefix]."""
+    url = (value or "").strip()
+    if url:
+        from app.storage import parse_s3_url
+
+        parse_s3_url(url)  # a ValueError naming the setting stops the app at start
+    return url
+
+
+def _endpoint_url(value: str | None) -> str:
+    url = (value or "").strip()
+    if url and not (url.startswith("http://") or url.startswith("https://")) or url.endswith("://"):
+        raise ValueError(f"KILN_S3_ENDPOINT_URL must be an http:// or https:// URL, got {value!r}")
+    return url
+
+
+def _positive_int(env, name: str, default: str) -> int:
+    return _whole(env, name, int(default), 1)
+
+
 def _whole(env, name: str, default: int, minimum: int) -> int:
     value = env.get(name) or str(default)
     try:
@@ -90,6 +111,16 @@ def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> d
         "KILN_DATA_DIR": str(data_dir),
         "KILN_ARTIFACTS_DIR": str(Path(env.get("KILN_ARTIFACTS_DIR") or data_dir / "artifacts")),
         "KILN_BASE_URL": base_url,
+        # Artifact storage (app.storage.from_config): empty keeps build files under KILN_ARTIFACTS_DIR; with
+        # s3://bucket/prefix workers upload artifacts, logs and evidence there and every host reads them from it.
+        # KILN_S3_ENDPOINT_URL for stores other than AWS (SeaweedFS, MinIO); credentials are boto3's usual ones
+        # (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY). Downloads stream through Kiln unless KILN_STORAGE_REDIRECT
+        # asks for a redirect to a presigned URL valid KILN_STORAGE_REDIRECT_SECONDS.
+        "KILN_STORAGE_URL": _storage_url(env.get("KILN_STORAGE_URL")),
+        "KILN_S3_ENDPOINT_URL": _endpoint_url(env.get("KILN_S3_ENDPOINT_URL")),
+        "KILN_S3_REGION": (env.get("KILN_S3_REGION") or "").strip(),
+        "KILN_STORAGE_REDIRECT": _bool(env.get("KILN_STORAGE_REDIRECT"), False),
+        "KILN_STORAGE_REDIRECT_SECONDS": _positive_int(env, "KILN_STORAGE_REDIRECT_SECONDS", "300"),
         # Who may create an account: anyone (open), only through an organization's invitation (invite), nobody.
         "KILN_SIGNUP": _signup(env.get("KILN_SIGNUP")),
         "KILN_OUTBOX_DIR": str(instance_path / "outbox"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import base64
 import functools
 
-from flask import Response, current_app, g, request, send_file
+from flask import Response, current_app, g, redirect, request, send_file, stream_with_context
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
 from app.extensions import db, limiter, rate_limit_key
@@ -171,20 +171,60 @@ def build_artifacts(*, build, **_):
 
 
 def _send(artifact):
-    """Stream the file (never loaded into memory) with Range support and checksum headers."""
-    path = files.artifact_file(artifact)
-    if not path.is_file():
-        raise NotFound(f"The file of artifact '{artifact.filename}' is gone")
-    try:
-        resp = send_file(path, as_attachment=True, download_name=artifact.filename, conditional=True,
-                         etag=artifact.sha256, max_age=0, mimetype=_mimetype(artifact))
-    except RequestedRangeNotSatisfiable:
-        return error_response(416, "RANGE_NOT_SATISFIABLE", f"The requested range is outside the file "
-                              f"({artifact.size} bytes)", {"range": [request.headers.get("Range", "")]},
-                              {"Content-Range": f"bytes */{path.stat().st_size}", "Accept-Ranges": "bytes"})
+    """Stream the file (never loaded into memory) with Range support and checksum headers: from this host's disk
+    with the local store, else from the shared store, or a redirect to a short-lived presigned URL when
+    KILN_STORAGE_REDIRECT asks for one."""
+    store = files.store()
+    if not store.shared:
+        path = files.artifact_file(artifact)
+        if not path.is_file():
+            raise NotFound(f"The file of artifact '{artifact.filename}' is gone")
+        try:
+            resp = send_file(path, as_attachment=True, download_name=artifact.filename, conditional=True,
+                             etag=artifact.sha256, max_age=0, mimetype=_mimetype(artifact))
+        except RequestedRangeNotSatisfiable:
+            return _unsatisfiable(artifact, path.stat().st_size)
+    elif current_app.config["KILN_STORAGE_REDIRECT"]:
+        url = store.presigned_url(artifact.path, artifact.filename, _mimetype(artifact),
+                                  current_app.config["KILN_STORAGE_REDIRECT_SECONDS"])
+        resp = redirect(url, 302)
+        resp.headers["Cache-Control"] = "no-store"
+    else:
+        resp = _stream_from_store(store, artifact)
+        if not isinstance(resp, Response) or resp.status_code == 416:
+            return resp
     resp.headers["X-Checksum-SHA256"] = artifact.sha256
     resp.headers["Digest"] = "sha-256=" + base64.b64encode(bytes.fromhex(artifact.sha256)).decode()
     resp.headers["Accept-Ranges"] = "bytes"
+    return resp
+
+
+def _unsatisfiable(artifact, size: int):
+    return error_response(416, "RANGE_NOT_SATISFIABLE", f"The requested range is outside the file "
+                          f"({artifact.size} bytes)", {"range": [request.headers.get("Range", "")]},
+                          {"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"})
+
+
+def _stream_from_store(store, artifact):
+    """What send_file does for a local file, for an object in the store: ETag/If-None-Match, one byte range."""
+    size = store.size(artifact.path)
+    if size is None:
+        raise NotFound(f"The file of artifact '{artifact.filename}' is gone from the store")
+    headers = {"ETag": f'"{artifact.sha256}"', "Cache-Control": "no-cache"}
+    if request.if_none_match.contains(artifact.sha256):
+        return Response(status=304, headers=headers)
+    start, end, status = 0, size - 1, 200
+    if "Range" in request.headers and request.if_range.etag in (None, artifact.sha256) and not request.if_range.date:
+        bounds = request.range.range_for_length(size) if request.range is not None else None
+        if bounds is None or size == 0:
+            return _unsatisfiable(artifact, size)
+        start, end, status = bounds[0], bounds[1] - 1, 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    body = store.iter_range(artifact.path, start, end) if size else iter(())
+    resp = Response(stream_with_context(body), status=status, mimetype=_mimetype(artifact), headers=headers,
+                    direct_passthrough=True)
+    resp.headers["Content-Length"] = str(end - start + 1 if size else 0)
+    resp.headers["Content-Disposition"] = f'attachment; filename="{artifact.filename}"'
     return resp
 
 

@@ -7,7 +7,7 @@ change belongs to.
 """
 from __future__ import annotations
 
-import shutil
+import logging
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +27,8 @@ from app.services.audit import Actor
 from app.services.builds import files, logs, reads, signals
 from app.services.builds.plan import is_bootable, stage_plan
 from app.services.errors import Conflict, Forbidden, ValidationFailed
+
+log = logging.getLogger("kiln.builds")
 
 # Domain events per status (webhooks and notifications read the outbox).
 STATUS_EVENTS = {"building": "build.started", "succeeded": "build.completed", "failed": "build.failed",
@@ -222,14 +224,16 @@ def delete_build(actor: Actor, org, build: Build) -> None:
     if not build.is_terminal:
         raise Conflict(f"Build #{build.number} is {build.status}; cancel it before deleting it",
                        {"status": [build.status]})
-    directory = files.artifacts_dir(build)
-    build_id, number, attempts = build.id, build.number, build.attempt
+    build_id, number, attempts, org_id = build.id, build.number, build.attempt, build.org_id
     audit.record(actor, "build.deleted", "build", build_id, org_id=org.id, number=number)
     db.session.delete(build)
     db.session.flush()
 
     def _remove_files():
-        shutil.rmtree(directory, ignore_errors=True)
+        try:
+            files.remove_build_files(org_id, build_id)
+        except files.StorageError:
+            log.exception("build %s: its files could not be deleted from the store", build_id)
         logs.forget(build_id)
         signals.forget_build(build_id, attempts)
 

@@ -25,6 +25,7 @@ import redis as redis_lib
 from flask import current_app
 
 from app.extensions import redis
+from app.services.builds import files
 from app.services.builds.files import artifacts_dir
 
 LOG_FILENAME = "build.log"
@@ -50,6 +51,48 @@ def log_path(build) -> Path:
     return artifacts_dir(build) / LOG_FILENAME
 
 
+def log_key(build) -> str:
+    return f"{files.build_prefix(build.org_id, build.id)}{LOG_FILENAME}"
+
+
+def _ensure_local(build, path: Path) -> None:
+    """A host writing to a build's log for the first time (a custom test run after the build, elsewhere) starts
+    from the archived log in the shared store, so the lines it adds and archives follow the earlier ones."""
+    store = files.store()
+    if path.exists() or not store.shared:
+        return
+    try:
+        store.get_file(log_key(build), path)
+    except files.ObjectMissing:
+        pass
+    except files.StorageError:
+        log.exception("build %s: the archived log could not be fetched", build.id)
+
+
+def _from_store(build, after: int, limit: int) -> list[dict]:
+    """Lines of the archived log in the shared store (the web process of another host has no local file)."""
+    store = files.store()
+    if not store.shared:
+        return []
+    try:
+        chunks = store.iter_range(log_key(build))
+    except files.ObjectMissing:
+        return []
+    lines: list[dict] = []
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for raw in complete:
+            if raw.strip() and (item := json.loads(raw))["seq"] > after:
+                lines.append(item)
+                if len(lines) >= limit:
+                    return lines
+    if pending.strip() and (item := json.loads(pending))["seq"] > after:
+        lines.append(item)
+    return lines[:limit]
+
+
 def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -59,6 +102,7 @@ def append(build, stage: str | None, level: str, message: str, *, client=None) -
     client = client or redis.client
     path = log_path(build)
     with _append_lock:
+        _ensure_local(build, path)
         try:
             _catch_up(build.id, client)
             seq = int(client.incr(seq_key(build.id)))
@@ -175,7 +219,10 @@ def read(build, after: int = 0, limit: int = 1000, *, client=None) -> list[dict]
     lines, first_seq = _from_redis(build.id, after, limit, client)
     if first_seq is not None and first_seq <= after + 1:
         return lines
-    return _from_file(log_path(build), after, limit) or lines
+    path = log_path(build)
+    if not path.is_file():
+        return _from_store(build, after, limit) or lines
+    return _from_file(path, after, limit) or lines
 
 
 def iter_all(build, *, client=None) -> Iterator[dict]:
@@ -200,6 +247,7 @@ def archive(build, *, client=None) -> tuple[Path, int, str] | None:
     (path, size, sha256), or None when the build has no log. The stream then expires."""
     client = client or redis.client
     path = log_path(build)
+    _ensure_local(build, path)
     by_seq: dict[int, dict] = {}
     if path.is_file():
         with path.open("r", encoding="utf-8") as fh:

@@ -31,7 +31,7 @@ from app.models import Build, BuildArtifact, BuildStage, TestCase, TestRun
 from app.models.base import isoformat, utcnow
 from app.models.builds import ACTIVE_STATUSES
 from app.services import audit
-from app.services.builds import files, logs, scratch, signals
+from app.services.builds import files, logs, results, scratch, signals
 from app.services.builds.lifecycle import close_running_stages, transition
 from app.services.builds.plan import stage_display
 from app.services.errors import Conflict
@@ -199,6 +199,11 @@ def archive_log(build: Build) -> None:
     if archived is None:
         return
     path, size, sha = archived
+    try:
+        files.publish([path])
+    except files.StorageError:
+        # The build's state must still change; the log stays on this host and its download says it is missing.
+        log.exception("build %s: the archived log was not uploaded", build.id)
     row = next((a for a in build.artifacts if a.kind == "log"), None)
     if row is None:
         db.session.add(BuildArtifact(build_id=build.id, kind="log", filename=path.name,
@@ -320,15 +325,24 @@ def run_attempt(build: Build, attempt: int, worker_name: str) -> str:
             return _build_and_test(build, attempt, worker_name, supervisor.cancel)
         finally:
             db.session.rollback()
+            try:
+                db.session.refresh(build)
+                files.release_local(build)  # a finished build's files are in the shared store now
+            except Exception:  # noqa: BLE001 - the attempt's outcome stands; a leftover copy is only disk space
+                log.exception("build %s: local files not released", build_id)
 
 
 def _build_and_test(build: Build, attempt: int, worker_name: str, cancel: threading.Event) -> str:
     timeout = max(60, int(current_app.config["KILN_BUILD_JOB_TIMEOUT"]) - 120)
     events = WorkerEvents(build, attempt, scale=TEST_PROGRESS_START / 100)
     started = time.monotonic()
+    settings = engine_settings(worker_name)
+    if results.materialize(build, settings, settings.tmp_dir):
+        logs.append(build, "resolve", "info", f"this recipe's result is in {files.store().describe()}; "
+                                              f"fetched it in {time.monotonic() - started:.1f} s")
     try:
         result = engine_build(build.recipe, files.build_dir(build), build.formats, events=events, cancel=cancel,
-                              timeout=timeout, settings=engine_settings(worker_name),
+                              timeout=timeout, settings=settings,
                               package_lock=build.package_lock["packages"] if build.package_lock else None,
                               locked_at=build.package_lock.get("builtAt") if build.package_lock else None)
     except BuildCancelled:
@@ -359,6 +373,18 @@ def _build_and_test(build: Build, attempt: int, worker_name: str, cancel: thread
     db.session.refresh(build)
     if not owns(build.id, attempt):
         return finish_cancelled(build, attempt)
+    try:
+        storing = time.monotonic()
+        copied = results.publish_files(build, result.artifacts, cached=result.cached)
+        results.publish(build, result.artifacts)
+        if files.store().shared:
+            logs.append(build, "evidence", "info", f"stored {len(result.artifacts)} file(s) in {files.store().describe()} "
+                                                   f"in {time.monotonic() - storing:.1f} s"
+                                                   + (f" ({copied} copied inside the store)" if copied else ""))
+    except files.StorageError as err:
+        logs.append(build, "evidence", "error", f"storing the files failed: {err}")
+        return fail_attempt(build, attempt, f"Storing the build's files failed: {err}", failure_class="infrastructure",
+                            code="storage_error", stage="evidence", retryable=True)
     build.cached = bool(result.cached)
     record_artifacts(build, result.artifacts)
     db.session.commit()
@@ -426,7 +452,7 @@ def execute_tests(build: Build, run: TestRun, worker_name: str, *, include_defau
             raise RuntimeError(f"no {build.primary_format} artifact to test")
         # A bad KILN_TEST_VM_* value ends the run as an error naming it.
         vm_settings = VMSettings.from_config(current_app.config)
-        report = run_image_tests(files.artifact_file(artifact), artifact.kind, build.recipe,
+        report = run_image_tests(files.fetch_artifact(artifact), artifact.kind, build.recipe,
                                  extra_assertions=list(run.assertions) or None, include_defaults=include_defaults,
                                  work_dir=work, log=test_log, cancel=cancel,
                                  boot_timeout=float(current_app.config["KILN_TEST_BOOT_TIMEOUT"]),
@@ -473,6 +499,7 @@ def run_test_run(run: TestRun, worker_name: str) -> str:
         if build.is_terminal:
             archive_log(build)
             db.session.commit()
+            files.release_local(build)
     return outcome
 
 
