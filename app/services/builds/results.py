@@ -17,8 +17,8 @@ import uuid
 from pathlib import Path
 
 from app.engine.cache import RESULT_REVISION, ResultCache
-from app.engine.pipeline import normalize_formats
-from app.engine.recipe import recipe_hash, validate_recipe
+from app.engine.pipeline import cache_key, normalize_formats
+from app.engine.recipe import validate_recipe
 from app.engine.settings import EngineSettings
 from app.services.builds import files
 from app.storage import ObjectMissing, StorageError
@@ -34,7 +34,8 @@ def index_key(recipe_hash_: str, fmt: str) -> str:
 def _key_and_formats(build) -> tuple[str, list[str]] | None:
     try:
         recipe = validate_recipe(build.recipe)
-        return recipe_hash(recipe), normalize_formats(recipe, build.formats)
+        lock = build.package_lock["packages"] if build.package_lock else None
+        return cache_key(recipe, lock), normalize_formats(recipe, build.formats)
     except Exception:  # noqa: BLE001 - an invalid recipe has no result; the engine reports why
         return None
 
