@@ -1,7 +1,11 @@
-"""`flask kiln ...`: the engine's own CLI (build, validate, test), run with the app's data directory."""
+"""`flask kiln ...`: the engine's own CLI (build, validate, test), run with the app's data directory, plus the
+site operations (admin, backup, restore, doctor) that need the app."""
 from __future__ import annotations
 
 import os
+
+import click
+from flask.cli import with_appcontext
 
 
 def register_cli(app) -> None:
@@ -10,4 +14,52 @@ def register_cli(app) -> None:
     os.environ.setdefault("KILN_DATA_DIR", app.config["KILN_DATA_DIR"])
     from app.engine.cli import kiln
 
+    for command in (admin,):
+        if command.name not in kiln.commands:
+            kiln.add_command(command)
     app.cli.add_command(kiln)
+
+
+@click.group(help="Site administrators: they see the operations pages, /metrics and backups.")
+def admin():
+    pass
+
+
+def _change_admin(email: str, grant: bool) -> None:
+    from app.extensions import db
+    from app.services.errors import DomainError
+    from app.services.ops import admins
+
+    try:
+        user = (admins.grant_site_admin if grant else admins.revoke_site_admin)(admins.Actor.system(), email)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    click.echo(f"{user.email} is {'now' if user.is_site_admin else 'no longer'} a site administrator")
+
+
+@admin.command("grant")
+@click.argument("email")
+@with_appcontext
+def admin_grant(email):
+    """Make the account with EMAIL a site administrator."""
+    _change_admin(email, True)
+
+
+@admin.command("revoke")
+@click.argument("email")
+@with_appcontext
+def admin_revoke(email):
+    """Take site administration from the account with EMAIL (never the last one)."""
+    _change_admin(email, False)
+
+
+@admin.command("list")
+@with_appcontext
+def admin_list():
+    """Print the site administrators."""
+    from app.services.ops import admins
+
+    for user in admins.site_admins():
+        click.echo(user.email)

@@ -51,6 +51,13 @@ def _float(env, name: str, default: str) -> float:
         raise ValueError(f"{name} must be a number, got {value!r}") from None
 
 
+def _positive(env, name: str, default: str) -> float:
+    value = _float(env, name, default)
+    if value <= 0:
+        raise ValueError(f"{name} must be greater than 0, got {value!r}")
+    return value
+
+
 def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> dict:
     env = os.environ if env is None else env
     data_dir = Path(env.get("KILN_DATA_DIR") or instance_path / "data")
@@ -98,6 +105,15 @@ def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> d
         "KILN_BUILD_HEARTBEAT_INTERVAL": float(env.get("KILN_BUILD_HEARTBEAT_INTERVAL", "10")),
         "KILN_BUILD_HEARTBEAT_TTL": int(env.get("KILN_BUILD_HEARTBEAT_TTL", "60")),
         "KILN_BUILD_REAPER_INTERVAL": float(env.get("KILN_BUILD_REAPER_INTERVAL", "30")),
+        # Factory workers: how often each one says it is alive, after how long without a word it shows as lost,
+        # and when a lost one is forgotten.
+        "KILN_WORKER_HEARTBEAT_INTERVAL": _positive(env, "KILN_WORKER_HEARTBEAT_INTERVAL", "10"),
+        "KILN_WORKER_LOST_AFTER": _positive(env, "KILN_WORKER_LOST_AFTER", "60"),
+        "KILN_WORKER_FORGET_AFTER": _positive(env, "KILN_WORKER_FORGET_AFTER", "86400"),
+        # How often the operations pages refresh their live panels.
+        "KILN_OPS_POLL_SECONDS": int(_positive(env, "KILN_OPS_POLL_SECONDS", "5")),
+        # Prometheus reads /metrics with `Authorization: Bearer <this>`; empty: only a site administrator's login.
+        "KILN_METRICS_TOKEN": env.get("KILN_METRICS_TOKEN", "").strip(),
         "KILN_BUILD_MAX_ATTEMPTS": int(env.get("KILN_BUILD_MAX_ATTEMPTS", "3")),
         "KILN_BUILD_LOG_MAXLEN": int(env.get("KILN_BUILD_LOG_MAXLEN", "50000")),
         "KILN_TEST_BOOT_TIMEOUT": float(env.get("KILN_TEST_BOOT_TIMEOUT", "300")),

@@ -13,6 +13,8 @@ Kinds:
   User()                API: a person (session/JWT), never an API key
   Perm(p, org_arg=None) API: role/scope check for permission p, tenant from X-Tenant-ID (or the URL arg)
   Page(p=None)          HTML page: a logged-in person; with p, their role in the session org must allow p
+  SiteAdmin(page)       operations: a site administrator only (nobody in the matrix's world is one: every
+                        caller is refused; tests/ops checks that site administrators get in)
   Skip(reason)          not exercised here (say where it is covered instead)
 """
 from __future__ import annotations
@@ -46,6 +48,12 @@ class Perm:
 class Page:
     permission: str | None = None
     kind: str = "page"
+
+
+@dataclass(frozen=True)
+class SiteAdmin:
+    page: bool = False  # an HTML page (log-in redirect for anonymous) rather than a machine endpoint
+    kind: str = "site_admin"
 
 
 # Routes answered only to a WebSocket upgrade: the matrix sends the handshake headers. Authorization runs

@@ -222,6 +222,49 @@ def user_required(fn):
     return wrapper
 
 
+def require_site_admin() -> Principal:
+    """Operations (workers, metrics, backups) belong to the site, not to an organization: a site
+    administrator's own login (session or JWT). An API key is an organization's, so it never passes."""
+    principal = current_principal()
+    if principal.api_key is not None:
+        raise Forbidden("Operations need a site administrator's login, not an API key")
+    if principal.user is None or not principal.user.is_site_admin:
+        raise Forbidden("Only site administrators may do this")
+    return principal
+
+
+def site_admin_required(fn):
+    """API views of the operations area. kiln_site_admin feeds the authorization test."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        require_site_admin()
+        return fn(*args, **kwargs)
+
+    wrapper.kiln_site_admin = True
+    return wrapper
+
+
+def page_site_admin(fn):
+    """Operations pages: a signed-in person (else the log-in page) who is a site administrator (else 403)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if not current_user.is_authenticated:
+            return current_app.login_manager.unauthorized()
+        require_site_admin()
+        return fn(*args, **kwargs)
+
+    wrapper.kiln_site_admin = True
+    return wrapper
+
+
+def is_site_admin() -> bool:
+    """For showing or hiding the operations links."""
+    principal = getattr(g, "principal", None)
+    return bool(principal and principal.api_key is None and principal.user and principal.user.is_site_admin)
+
+
 def permission_required(permission: str, org_arg: str | None = None):
     """API views: authorize(permission) in the tenant, or in the org named by the URL argument `org_arg`.
     kiln_permission and kiln_org_arg feed the authorization test."""
