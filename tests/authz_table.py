@@ -67,6 +67,8 @@ TABLE: dict[tuple[str, str], object] = {
     ("GET", "/api/health"): Public(),
     ("GET", "/api/ready"): Public(),
     ("GET", "/api/version"): Public(),
+    # Prometheus reads /metrics with KILN_METRICS_TOKEN; otherwise a site administrator's login (tests/ops).
+    ("GET", "/metrics"): SiteAdmin(page=False),
     ("GET", "/api/openapi.json"): Public(),
     ("GET", "/api/docs"): Public(),
     ("GET", "/api/docs/"): Public(),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import hmac
 from dataclasses import dataclass, field
 
 from flask import current_app, g, request, session
@@ -231,6 +232,16 @@ def require_site_admin() -> Principal:
     if principal.user is None or not principal.user.is_site_admin:
         raise Forbidden("Only site administrators may do this")
     return principal
+
+
+def require_metrics_reader() -> None:
+    """/metrics: Prometheus presents `Authorization: Bearer $KILN_METRICS_TOKEN`; anyone else must be a
+    site administrator (that bearer is no JWT, so the pipeline above left no principal for it)."""
+    token = current_app.config["KILN_METRICS_TOKEN"]
+    presented = _bearer() or ""
+    if token and presented and hmac.compare_digest(presented.encode(), token.encode()):
+        return
+    require_site_admin()
 
 
 def site_admin_required(fn):
