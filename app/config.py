@@ -66,6 +66,11 @@ def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> d
     base_url = env.get("KILN_BASE_URL", "http://localhost:5000")
     # Served over https (production): cookies only travel over https. Plain http (dev, tests): they must not.
     secure_cookies = _bool(env.get("SESSION_COOKIE_SECURE"), base_url.startswith("https://"))
+    heartbeat = _positive(env, "KILN_WORKER_HEARTBEAT_INTERVAL", "10")
+    lost_after = _positive(env, "KILN_WORKER_LOST_AFTER", "60")
+    if lost_after <= heartbeat:
+        raise ValueError(f"KILN_WORKER_LOST_AFTER ({lost_after:g}) must be longer than "
+                         f"KILN_WORKER_HEARTBEAT_INTERVAL ({heartbeat:g})")
     return {
         "SECRET_KEY": env.get("SECRET_KEY") or _secret_key(instance_path),
         "SQLALCHEMY_DATABASE_URI": normalize_database_url(database_url),
@@ -107,8 +112,8 @@ def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> d
         "KILN_BUILD_REAPER_INTERVAL": float(env.get("KILN_BUILD_REAPER_INTERVAL", "30")),
         # Factory workers: how often each one says it is alive, after how long without a word it shows as lost,
         # and when a lost one is forgotten.
-        "KILN_WORKER_HEARTBEAT_INTERVAL": _positive(env, "KILN_WORKER_HEARTBEAT_INTERVAL", "10"),
-        "KILN_WORKER_LOST_AFTER": _positive(env, "KILN_WORKER_LOST_AFTER", "60"),
+        "KILN_WORKER_HEARTBEAT_INTERVAL": heartbeat,
+        "KILN_WORKER_LOST_AFTER": lost_after,
         "KILN_WORKER_FORGET_AFTER": _positive(env, "KILN_WORKER_FORGET_AFTER", "86400"),
         # How often the operations pages refresh their live panels.
         "KILN_OPS_POLL_SECONDS": int(_positive(env, "KILN_OPS_POLL_SECONDS", "5")),

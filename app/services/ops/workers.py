@@ -2,7 +2,7 @@
 
 One Redis hash holds every worker (name -> JSON). A heartbeat rewrites the worker's entry with Redis's
 own clock, so hosts with drifting clocks still agree on who is silent. A worker with no heartbeat for
-KILN_WORKER_LOST_AFTER seconds is shown as lost (its builds are the build reaper's business, which judges
+its KILN_WORKER_LOST_AFTER seconds (set on the worker's host, beside its heartbeat interval) is shown as lost (its builds are the build reaper's business, which judges
 them by their own per-build heartbeats); a lost entry is forgotten after KILN_WORKER_FORGET_AFTER. A worker
 that stops cleanly removes its entry.
 
@@ -46,8 +46,10 @@ def capabilities(config) -> dict:
 
 
 def register(name: str, worker_queues: list[str], caps: dict) -> dict:
+    """The worker says how long a silence means it is lost: it knows its own heartbeat interval."""
     entry = {"name": name, "hostname": socket.gethostname(), "pid": os.getpid(), "queues": list(worker_queues),
-             "version": __version__, "capabilities": caps, "started_at": now_epoch()}
+             "version": __version__, "capabilities": caps, "started_at": now_epoch(),
+             "lost_after": float(current_app.config["KILN_WORKER_LOST_AFTER"])}
     heartbeat(entry)
     return entry
 
@@ -103,7 +105,7 @@ class FactoryWorker:
 
 def list_workers() -> list[FactoryWorker]:
     """Every registered worker, online ones first, with the builds it is running now."""
-    lost_after = float(current_app.config["KILN_WORKER_LOST_AFTER"])
+    default_lost_after = float(current_app.config["KILN_WORKER_LOST_AFTER"])
     now = now_epoch()
     running: dict[str, list[str]] = {}
     for build_id, worker_name in db.session.execute(
@@ -112,6 +114,7 @@ def list_workers() -> list[FactoryWorker]:
     workers = []
     for entry in _entries():
         silent = max(now - entry["last_heartbeat_at"], 0.0)
+        lost_after = float(entry.get("lost_after") or default_lost_after)
         workers.append(FactoryWorker(
             name=entry["name"], hostname=entry["hostname"], pid=entry["pid"], queues=entry["queues"],
             version=entry["version"], capabilities=entry["capabilities"], started_at=_at(entry["started_at"]),
