@@ -20,6 +20,7 @@ from app import create_app, queues
 from app.extensions import db, redis
 from app.services.builds import reaper as build_reaper
 from app.services.builds import scratch
+from app.services.ops import backups
 from app.services.ops import workers as factory_workers
 
 QUEUES = list(queues.QUEUE_NAMES)
@@ -75,6 +76,7 @@ def main(argv: list[str]) -> int:
         name = os.environ.get("KILN_WORKER_NAME") or f"{socket.gethostname()}.{os.getpid()}"
         for item_id, outcome in build_reaper.start_worker(name):
             app.logger.warning("worker start: %s %s", item_id, outcome)
+        backups.ensure_schedule()
         db.session.remove()
         stop = threading.Event()
         reaper = threading.Thread(target=reaper_loop, args=(app, stop), name="build-reaper", daemon=True)

@@ -14,7 +14,7 @@ def register_cli(app) -> None:
     os.environ.setdefault("KILN_DATA_DIR", app.config["KILN_DATA_DIR"])
     from app.engine.cli import kiln
 
-    for command in (admin,):
+    for command in (admin, backup, restore, backup_key):
         if command.name not in kiln.commands:
             kiln.add_command(command)
     app.cli.add_command(kiln)
@@ -63,3 +63,47 @@ def admin_list():
 
     for user in admins.site_admins():
         click.echo(user.email)
+
+
+@click.command("backup")
+@with_appcontext
+def backup():
+    """Write a backup archive (encrypted database dump + artifact manifest) to KILN_BACKUP_DIR."""
+    from app.extensions import db
+    from app.services.audit import Actor
+    from app.services.errors import DomainError
+    from app.services.ops import backups
+
+    try:
+        written = backups.create_backup(Actor.system())
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    click.echo(str(backups.backup_dir() / written.filename))
+
+
+@click.command("restore")
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False))
+@with_appcontext
+def restore(archive):
+    """Restore ARCHIVE into the configured database, which must be empty."""
+    from pathlib import Path
+
+    from app.services.errors import DomainError
+    from app.services.ops import backups
+
+    try:
+        manifest = backups.restore_backup(Path(archive))
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Restored the {manifest['database']['engine']} database of {manifest['createdAt']} "
+               f"({len(manifest['artifacts'])} artifacts listed; they stay in their store)")
+
+
+@click.command("backup-key")
+def backup_key():
+    """Print a new key for KILN_BACKUP_KEY (keep it apart from the backups: without it they cannot be read)."""
+    from cryptography.fernet import Fernet
+
+    click.echo(Fernet.generate_key().decode())

@@ -58,6 +58,22 @@ def _positive(env, name: str, default: str) -> float:
     return value
 
 
+def _fernet_key(value: str) -> str:
+    if not value:
+        return ""
+    import base64
+    import binascii
+
+    try:
+        ok = len(base64.urlsafe_b64decode(value.encode())) == 32
+    except (binascii.Error, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError("KILN_BACKUP_KEY must be a Fernet key (32 url-safe base64 bytes): "
+                         "generate one with `flask kiln backup-key`")
+    return value
+
+
 def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> dict:
     env = os.environ if env is None else env
     data_dir = Path(env.get("KILN_DATA_DIR") or instance_path / "data")
@@ -119,6 +135,13 @@ def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> d
         "KILN_OPS_POLL_SECONDS": int(_positive(env, "KILN_OPS_POLL_SECONDS", "5")),
         # Prometheus reads /metrics with `Authorization: Bearer <this>`; empty: only a site administrator's login.
         "KILN_METRICS_TOKEN": env.get("KILN_METRICS_TOKEN", "").strip(),
+        # Backups (flask kiln backup, POST /api/backups/trigger, the schedule): where archives go, the Fernet key
+        # their database dump is encrypted with (required to write one), how many are kept, every how many
+        # hours the workers write one (0: no schedule).
+        "KILN_BACKUP_DIR": str(Path(env.get("KILN_BACKUP_DIR") or instance_path / "backups")),
+        "KILN_BACKUP_KEY": _fernet_key(env.get("KILN_BACKUP_KEY", "").strip()),
+        "KILN_BACKUP_KEEP": int(_positive(env, "KILN_BACKUP_KEEP", "7")),
+        "KILN_BACKUP_INTERVAL_HOURS": _float(env, "KILN_BACKUP_INTERVAL_HOURS", "0"),
         "KILN_BUILD_MAX_ATTEMPTS": int(env.get("KILN_BUILD_MAX_ATTEMPTS", "3")),
         "KILN_BUILD_LOG_MAXLEN": int(env.get("KILN_BUILD_LOG_MAXLEN", "50000")),
         "KILN_TEST_BOOT_TIMEOUT": float(env.get("KILN_TEST_BOOT_TIMEOUT", "300")),

@@ -61,3 +61,25 @@ class HealthSummarySchema(CamelSchema):
     queue_depths = fields.Dict(keys=fields.String(), values=fields.Integer())
     oldest_queued_seconds = fields.Float(allow_none=True)
     problems = fields.List(fields.String())
+
+
+class BackupSchema(CamelSchema):
+    filename = fields.String()
+    size = fields.Integer()
+    created_at = Timestamp()
+
+
+class BackupListSchema(CamelSchema):
+    backups = fields.List(fields.Nested(BackupSchema))
+    total_count = fields.Integer()
+
+
+class BackupStatsSchema(CamelSchema):
+    count = fields.Integer()
+    total_bytes = fields.Integer()
+    latest = fields.Nested(BackupSchema, allow_none=True)
+    oldest = fields.Nested(BackupSchema, allow_none=True)
+    keep = fields.Integer(metadata={"description": "How many backups are kept (KILN_BACKUP_KEEP)"})
+    interval_hours = fields.Float(metadata={"description": "The schedule (KILN_BACKUP_INTERVAL_HOURS; 0: none)"})
+    next_scheduled_at = Timestamp(allow_none=True)
+    encrypted = fields.Boolean(metadata={"description": "Whether KILN_BACKUP_KEY is set (backups need it)"})
