@@ -14,7 +14,7 @@ def register_cli(app) -> None:
     os.environ.setdefault("KILN_DATA_DIR", app.config["KILN_DATA_DIR"])
     from app.engine.cli import kiln
 
-    for command in (admin, backup, restore, backup_key):
+    for command in (admin, backup, restore, backup_key, doctor):
         if command.name not in kiln.commands:
             kiln.add_command(command)
     app.cli.add_command(kiln)
@@ -107,3 +107,25 @@ def backup_key():
     from cryptography.fernet import Fernet
 
     click.echo(Fernet.generate_key().decode())
+
+
+@click.command("doctor")
+@with_appcontext
+def doctor():
+    """Check this host: tools, loop devices, KVM, disk, database, Redis, artifact store. Exit 1 on a failure."""
+    from flask import current_app
+
+    from app.services.ops.doctor import run_checks
+
+    checks = run_checks(current_app.config)
+    marks = {"ok": ("ok  ", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "red")}
+    for check in checks:
+        mark, color = marks[check.status]
+        click.secho(f"[{mark}] {check.name}: {check.detail}", fg=None if check.status == "ok" else color)
+        if check.fix and check.status != "ok":
+            click.echo(f"       fix: {check.fix}")
+    failed = [c for c in checks if c.status == "fail"]
+    warned = [c for c in checks if c.status == "warn"]
+    click.echo(f"{len(checks) - len(failed) - len(warned)} ok, {len(warned)} warnings, {len(failed)} failures")
+    if failed:
+        raise SystemExit(1)

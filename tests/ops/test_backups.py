@@ -190,3 +190,35 @@ def test_restore_refuses_a_wrong_key(app, app_config, client, backup_config, adm
     with other.app_context():
         result = other.test_cli_runner().invoke(args=["kiln", "restore", str(backup_config / filename)])
     assert result.exit_code != 0 and "KILN_BACKUP_KEY does not decrypt this archive" in result.output
+
+
+def test_schedule_keeps_one_chain_and_the_job_writes_a_backup(app, backup_config):
+    from rq.registry import ScheduledJobRegistry
+
+    from app import queues
+    from app.services.ops import backups
+    from app.tasks.backups import run_scheduled_backup
+
+    app.config["KILN_BACKUP_INTERVAL_HOURS"] = 6.0
+    try:
+        with app.app_context():
+            first = backups.ensure_schedule()
+            assert backups.ensure_schedule() == first  # a second worker starting keeps the same chain
+            registry = ScheduledJobRegistry(queue=queues.get_queue("default"))
+            assert registry.get_job_ids() == [first]
+            assert backups.next_scheduled_at() is not None
+            # What RQ's scheduler runs when the time comes (here directly, in the worker's app context).
+            filename = run_scheduled_backup()
+            assert (backup_config / filename).is_file()
+            following = backups._scheduled_job_id()
+            assert following != first and following in registry.get_job_ids()
+    finally:
+        app.config["KILN_BACKUP_INTERVAL_HOURS"] = 0.0
+
+
+def test_no_schedule_without_an_interval(app, backup_config):
+    from app.services.ops import backups
+
+    with app.app_context():
+        assert backups.ensure_schedule() is None
+        assert backups.next_scheduled_at() is None
