@@ -9,7 +9,7 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-__version__ = "0.1.0"
+from app.version import __version__  # noqa: F401 - re-exported: app.__version__
 
 
 def create_app(config: dict | None = None) -> Flask:

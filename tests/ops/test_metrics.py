@@ -119,3 +119,24 @@ def test_multiprocess_mode_sums_the_processes(app_config, tmp_path):
                          capture_output=True, text=True).stdout
     samples = _samples(out)
     assert _value(samples, "kiln_http_requests_total", method="GET", route="/api/version", status="200") == 5
+
+
+def test_open_log_streams_are_counted(app, client, admin_headers, live_server_url):
+    """Over a real HTTP server: an SSE log stream that is following a build counts in kiln_active_log_streams."""
+    import requests
+
+    build_id = client.post("/api/builds", headers=admin_headers, json={"recipe": RECIPE}).json["id"]
+
+    def scrape():
+        answer = requests.get(f"{live_server_url}/metrics", headers=admin_headers, timeout=30)
+        assert answer.status_code == 200
+        return _value(_samples(answer.text), "kiln_active_log_streams")
+
+    before = scrape()
+    with requests.get(f"{live_server_url}/api/streams/builds/{build_id}", headers=admin_headers, stream=True,
+                      timeout=30) as stream:
+        assert stream.status_code == 200
+        for line in stream.iter_lines():
+            if line.startswith(b"event: status"):
+                break  # the stream is following the build now
+        assert scrape() == before + 1

@@ -79,8 +79,8 @@ def trigger_backup():
 
 @backups_blp.route("/<filename>/download", methods=["GET"])
 @backups_blp.doc_errors(400, 401, 403, 404)
-@backups_blp.doc(responses={200: {"description": "The tar.gz archive",
-                                  "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}}}})
+@backups_blp.alt_response(200, success=True, content_type="application/gzip", description="The tar.gz archive",
+                          schema={"type": "string", "format": "binary"})
 @site_admin_required
 def download_backup(filename):
     return send_file(backup_service.path_of(filename), mimetype="application/gzip", as_attachment=True,

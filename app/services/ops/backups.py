@@ -33,7 +33,7 @@ from flask import current_app
 from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import make_url
 
-from app import __version__
+from app.version import __version__
 from app.extensions import db
 from app.models import BuildArtifact
 from app.services import audit

@@ -85,8 +85,9 @@ class FactoryCollector:
         for status in ("online", "lost"):
             workers.add_metric([status], sum(1 for w in listed if w.status == status))
         yield workers
-        deliveries = CounterMetricFamily("kiln_webhook_deliveries", "Webhook deliveries by their status now",
-                                         labels=["status"])
+        # A delivery moves from pending to delivered or failed: a gauge of where they are now, not a counter.
+        deliveries = GaugeMetricFamily("kiln_webhook_deliveries", "Webhook deliveries by their status now",
+                                       labels=["status"])
         for status, count in db.session.execute(
                 select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)):
             deliveries.add_metric([status], count)
@@ -95,6 +96,7 @@ class FactoryCollector:
     def _builds(self):
         current = GaugeMetricFamily("kiln_builds", "Builds by status and failure class now",
                                     labels=["status", "failure_class"])
+        # Ended builds never change state again; deleting one reads as a counter reset to Prometheus.
         finished = CounterMetricFamily("kiln_builds_finished", "Builds that ended, by status and failure class",
                                        labels=["status", "failure_class"])
         for status, failure_class, count in db.session.execute(

@@ -20,7 +20,8 @@ from datetime import datetime, timedelta, timezone
 from flask import current_app
 from sqlalchemy import func, select
 
-from app import __version__, queues
+from app import queues
+from app.version import __version__
 from app.engine.recipe import FORMATS
 from app.engine.testing.vm import VMSettings, choose_accel
 from app.extensions import db, redis
