@@ -1,7 +1,11 @@
 """Gunicorn settings of the web process, used by Procfile and Procfile.dev (`gunicorn -c gunicorn.conf.py`).
-The bind address, worker count and access log stay on each Procfile's command line."""
+The bind address, worker count and access log stay on each Procfile's command line. Read by the master before
+it loads the app, so the Prometheus multiprocess directory is in place before any worker imports
+prometheus_client."""
 import os
+import shutil
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,3 +26,17 @@ threads = _web["KILN_STREAMS_PER_PROCESS"] + _web["KILN_WEB_THREADS"]
 # Open connections a worker tracks (streams, keep-alive clients, requests waiting for a thread).
 worker_connections = max(1000, 2 * threads)
 timeout = 120
+
+# --- Prometheus multiprocess mode (issue 16, metrics) ---------------------------------------------------------
+_multiproc = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
+                                   os.path.join(tempfile.gettempdir(), f"kiln-prometheus-{os.getuid()}"))
+# Counts of an earlier run's processes would be summed into this one's.
+shutil.rmtree(_multiproc, ignore_errors=True)
+os.makedirs(_multiproc, exist_ok=True)
+
+
+def child_exit(server, worker):
+    """A dead gunicorn worker's live gauges (open log streams) leave the sum; its counters stay."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -21,12 +21,14 @@ from flask import current_app
 from rq import Worker
 from rq.serializers import JSONSerializer
 
-from app import create_app
+from app import create_app, queues
 from app.extensions import db, redis
 from app.services.builds import reaper as build_reaper
 from app.services.builds import scratch
+from app.services.ops import backups
+from app.services.ops import workers as factory_workers
 
-QUEUES = ["builds", "tests", "webhooks", "default"]
+QUEUES = list(queues.QUEUE_NAMES)
 
 
 def reaper_loop(app, stop: threading.Event) -> None:
@@ -47,12 +49,39 @@ def reaper_loop(app, stop: threading.Event) -> None:
                 db.session.remove()
 
 
+def heartbeat_loop(app, name: str, worker_queues: list[str], stop: threading.Event) -> None:
+    """Register this worker (what it can build, KVM or TCG, free disk, cores), then heartbeat until it stops;
+    a clean stop removes the entry, so only a worker that died shows as lost."""
+    log = logging.getLogger("kiln.worker")
+    with app.app_context():
+        entry = None
+        try:
+            while entry is None and not stop.is_set():
+                try:
+                    entry = factory_workers.register(name, worker_queues, factory_workers.capabilities(app.config))
+                except Exception:  # noqa: BLE001 - Redis down at start: try again next beat
+                    log.exception("worker registration failed")
+                    stop.wait(float(app.config["KILN_WORKER_HEARTBEAT_INTERVAL"]))
+            while not stop.wait(float(app.config["KILN_WORKER_HEARTBEAT_INTERVAL"])):
+                try:
+                    factory_workers.heartbeat(entry)
+                except Exception:  # noqa: BLE001 - a transient Redis error must not end the heartbeats
+                    log.exception("worker heartbeat failed")
+        finally:
+            if entry is not None:
+                try:
+                    factory_workers.unregister(name)
+                except Exception:  # noqa: BLE001 - Redis gone: the entry turns lost on its own
+                    log.exception("worker unregistration failed")
+
+
 def main(argv: list[str]) -> int:
     app = create_app()
     with app.app_context():
         name = os.environ.get("KILN_WORKER_NAME") or f"{socket.gethostname()}.{os.getpid()}"
         for item_id, outcome in build_reaper.start_worker(name):
             app.logger.warning("worker start: %s %s", item_id, outcome)
+        backups.ensure_schedule()
         db.session.remove()
         stop = threading.Event()
         reaper = threading.Thread(target=reaper_loop, args=(app, stop), name="build-reaper", daemon=True)
@@ -60,10 +89,15 @@ def main(argv: list[str]) -> int:
         from app.tasks.webhooks import sweeper_loop
 
         threading.Thread(target=sweeper_loop, args=(app, stop), name="webhook-sweeper", daemon=True).start()
+        worker_queues = argv or QUEUES
+        heartbeat = threading.Thread(target=heartbeat_loop, args=(app, name, worker_queues, stop),
+                                     name="worker-heartbeat", daemon=True)
+        heartbeat.start()
         try:
-            work(argv or QUEUES, name)
+            work(worker_queues, name)
         finally:
             stop.set()
+            heartbeat.join(timeout=5)
     return 0
 
 

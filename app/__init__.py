@@ -9,7 +9,7 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-__version__ = "0.1.0"
+from app.version import __version__  # noqa: F401 - re-exported: app.__version__
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -108,6 +108,25 @@ def _tune_sqlite(app: Flask) -> None:
             cur.close()
 
 
+def _init_metrics(app: Flask) -> None:
+    """Count every request by its URL rule (not the raw path, which would make a series per build id)."""
+    from flask import g, request
+
+    from app.services.ops import metrics
+
+    @app.before_request
+    def _start_clock():
+        g.metrics_started = time.perf_counter()
+
+    @app.after_request
+    def _count(response):
+        started = g.pop("metrics_started", None)
+        if started is not None:
+            route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+            metrics.observe_request(request.method, route, response.status_code, time.perf_counter() - started)
+        return response
+
+
 def _init_request_pipeline(app: Flask) -> None:
     from app.http import auth, security
     from app.http.errors import register_error_handlers
@@ -117,6 +136,7 @@ def _init_request_pipeline(app: Flask) -> None:
     app.before_request(auth.load_principal)
     app.before_request(security.protect_cookie_api_calls)
     app.after_request(auth.record_key_usage)
+    _init_metrics(app)
     app.after_request(security.add_security_headers)
     register_error_handlers(app)
 

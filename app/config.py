@@ -95,6 +95,29 @@ def web_process_settings(env: os._Environ | dict | None = None) -> dict:
     }
 
 
+def _positive(env, name: str, default: str) -> float:
+    value = _float(env, name, default)
+    if value <= 0:
+        raise ValueError(f"{name} must be greater than 0, got {value!r}")
+    return value
+
+
+def _fernet_key(value: str) -> str:
+    if not value:
+        return ""
+    import base64
+    import binascii
+
+    try:
+        ok = len(base64.urlsafe_b64decode(value.encode())) == 32
+    except (binascii.Error, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError("KILN_BACKUP_KEY must be a Fernet key (32 url-safe base64 bytes): "
+                         "generate one with `flask kiln backup-key`")
+    return value
+
+
 def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> dict:
     env = os.environ if env is None else env
     data_dir = Path(env.get("KILN_DATA_DIR") or instance_path / "data")
@@ -103,6 +126,11 @@ def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> d
     base_url = env.get("KILN_BASE_URL", "http://localhost:5000")
     # Served over https (production): cookies only travel over https. Plain http (dev, tests): they must not.
     secure_cookies = _bool(env.get("SESSION_COOKIE_SECURE"), base_url.startswith("https://"))
+    heartbeat = _positive(env, "KILN_WORKER_HEARTBEAT_INTERVAL", "10")
+    lost_after = _positive(env, "KILN_WORKER_LOST_AFTER", "60")
+    if lost_after <= heartbeat:
+        raise ValueError(f"KILN_WORKER_LOST_AFTER ({lost_after:g}) must be longer than "
+                         f"KILN_WORKER_HEARTBEAT_INTERVAL ({heartbeat:g})")
     return {
         "SECRET_KEY": env.get("SECRET_KEY") or _secret_key(instance_path),
         "SQLALCHEMY_DATABASE_URI": normalize_database_url(database_url),
@@ -152,6 +180,22 @@ def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> d
         "KILN_BUILD_HEARTBEAT_INTERVAL": float(env.get("KILN_BUILD_HEARTBEAT_INTERVAL", "10")),
         "KILN_BUILD_HEARTBEAT_TTL": int(env.get("KILN_BUILD_HEARTBEAT_TTL", "60")),
         "KILN_BUILD_REAPER_INTERVAL": float(env.get("KILN_BUILD_REAPER_INTERVAL", "30")),
+        # Factory workers: how often each one says it is alive, after how long without a word it shows as lost,
+        # and when a lost one is forgotten.
+        "KILN_WORKER_HEARTBEAT_INTERVAL": heartbeat,
+        "KILN_WORKER_LOST_AFTER": lost_after,
+        "KILN_WORKER_FORGET_AFTER": _positive(env, "KILN_WORKER_FORGET_AFTER", "86400"),
+        # How often the operations pages refresh their live panels.
+        "KILN_OPS_POLL_SECONDS": int(_positive(env, "KILN_OPS_POLL_SECONDS", "5")),
+        # Prometheus reads /metrics with `Authorization: Bearer <this>`; empty: only a site administrator's login.
+        "KILN_METRICS_TOKEN": env.get("KILN_METRICS_TOKEN", "").strip(),
+        # Backups (flask kiln backup, POST /api/backups/trigger, the schedule): where archives go, the Fernet key
+        # their database dump is encrypted with (required to write one), how many are kept, every how many
+        # hours the workers write one (0: no schedule).
+        "KILN_BACKUP_DIR": str(Path(env.get("KILN_BACKUP_DIR") or instance_path / "backups")),
+        "KILN_BACKUP_KEY": _fernet_key(env.get("KILN_BACKUP_KEY", "").strip()),
+        "KILN_BACKUP_KEEP": int(_positive(env, "KILN_BACKUP_KEEP", "7")),
+        "KILN_BACKUP_INTERVAL_HOURS": _float(env, "KILN_BACKUP_INTERVAL_HOURS", "0"),
         "KILN_BUILD_MAX_ATTEMPTS": int(env.get("KILN_BUILD_MAX_ATTEMPTS", "3")),
         "KILN_BUILD_LOG_MAXLEN": int(env.get("KILN_BUILD_LOG_MAXLEN", "50000")),
         "KILN_TEST_BOOT_TIMEOUT": float(env.get("KILN_TEST_BOOT_TIMEOUT", "300")),

@@ -20,6 +20,8 @@ from app.extensions import db, redis
 
 BUILDS_QUEUE = "builds"
 TESTS_QUEUE = "tests"
+# Every queue a default worker serves, in the order it takes jobs.
+QUEUE_NAMES = ("builds", "tests", "webhooks", "default")
 _LIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 _PENDING_KEY = "kiln_after_commit"
 

@@ -13,6 +13,8 @@ Kinds:
   User()                API: a person (session/JWT), never an API key
   Perm(p, org_arg=None) API: role/scope check for permission p, tenant from X-Tenant-ID (or the URL arg)
   Page(p=None)          HTML page: a logged-in person; with p, their role in the session org must allow p
+  SiteAdmin(page)       operations: a site administrator only (nobody in the matrix's world is one: every
+                        caller is refused; tests/ops checks that site administrators get in)
   Skip(reason)          not exercised here (say where it is covered instead)
 """
 from __future__ import annotations
@@ -48,6 +50,12 @@ class Page:
     kind: str = "page"
 
 
+@dataclass(frozen=True)
+class SiteAdmin:
+    page: bool = False  # an HTML page (log-in redirect for anonymous) rather than a machine endpoint
+    kind: str = "site_admin"
+
+
 # Routes answered only to a WebSocket upgrade: the matrix sends the handshake headers. Authorization runs
 # before the upgrade, so an allowed caller gets the lookup's 404 and a refused one 401/403.
 WEBSOCKET_ROUTES = {"/api/builds/<build_id>/logs/stream"}
@@ -59,6 +67,8 @@ TABLE: dict[tuple[str, str], object] = {
     ("GET", "/api/health"): Public(),
     ("GET", "/api/ready"): Public(),
     ("GET", "/api/version"): Public(),
+    # Prometheus reads /metrics with KILN_METRICS_TOKEN; otherwise a site administrator's login (tests/ops).
+    ("GET", "/metrics"): SiteAdmin(page=False),
     ("GET", "/api/openapi.json"): Public(),
     ("GET", "/api/docs"): Public(),
     ("GET", "/api/docs/"): Public(),

@@ -53,6 +53,9 @@ def app_config(database_url, redis_url, data_dir, tmp_path_factory):
         "KILN_DATA_DIR": str(data_dir),
         "KILN_ARTIFACTS_DIR": str(data_dir / "artifacts"),
         "KILN_OUTBOX_DIR": str(instance / "outbox"),
+        # Backups configured (the API fuzzer may trigger one as the site administrator, the first account).
+        "KILN_BACKUP_DIR": str(instance / "backups"),
+        "KILN_BACKUP_KEY": "kCDxLRC1nVDy3hjU0OKGmGe1oXRaQ9dNGa3Ta3Kn6Xo=",
         "WTF_CSRF_ENABLED": False,
         # Cheap argon2id: the suite hashes hundreds of passwords on a 2-core machine.
         "ARGON2_TIME_COST": 1,

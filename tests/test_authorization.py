@@ -74,6 +74,8 @@ def expectation(app, method: str, rule: str, endpoint: str):
     if (method, rule) in TABLE:
         return TABLE[(method, rule)]
     view = _view(app, endpoint, method)
+    if _unwrap_attr(view, "kiln_site_admin"):
+        return authz_table.SiteAdmin(page=not rule.startswith("/api/"))
     permission = _unwrap_attr(view, "kiln_permission")
     if permission is None:
         return None
@@ -274,6 +276,8 @@ def _allowed_for(expect, caller: str) -> bool:
     kind = expect.kind
     if kind == "public":
         return True
+    if kind == "site_admin":
+        return False  # nobody in the world is a site administrator
     if caller == "anonymous":
         return False
     if kind == "login":
@@ -300,7 +304,7 @@ def test_route_authorization(app, client, route):
     if expect is None:
         pytest.fail(f"{method} {rule} has no authorization expectation (see test_every_route_has_an_expectation)")
     world = World(app)
-    page = not rule.startswith("/api/") and expect.kind in ("page", "public")
+    page = (not rule.startswith("/api/") and expect.kind in ("page", "public")) or getattr(expect, "page", False) is True
     parts = request_parts(app, method, rule, endpoint)
     org_arg = getattr(expect, "org_arg", None)
     problems = []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import hmac
 from dataclasses import dataclass, field
 
 from flask import current_app, g, request, session
@@ -220,6 +221,59 @@ def user_required(fn):
         return fn(*args, **kwargs)
 
     return wrapper
+
+
+def require_site_admin() -> Principal:
+    """Operations (workers, metrics, backups) belong to the site, not to an organization: a site
+    administrator's own login (session or JWT). An API key is an organization's, so it never passes."""
+    principal = current_principal()
+    if principal.api_key is not None:
+        raise Forbidden("Operations need a site administrator's login, not an API key")
+    if principal.user is None or not principal.user.is_site_admin:
+        raise Forbidden("Only site administrators may do this")
+    return principal
+
+
+def require_metrics_reader() -> None:
+    """/metrics: Prometheus presents `Authorization: Bearer $KILN_METRICS_TOKEN`; anyone else must be a
+    site administrator (that bearer is no JWT, so the pipeline above left no principal for it)."""
+    token = current_app.config["KILN_METRICS_TOKEN"]
+    presented = _bearer() or ""
+    if token and presented and hmac.compare_digest(presented.encode(), token.encode()):
+        return
+    require_site_admin()
+
+
+def site_admin_required(fn):
+    """API views of the operations area. kiln_site_admin feeds the authorization test."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        require_site_admin()
+        return fn(*args, **kwargs)
+
+    wrapper.kiln_site_admin = True
+    return wrapper
+
+
+def page_site_admin(fn):
+    """Operations pages: a signed-in person (else the log-in page) who is a site administrator (else 403)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if not current_user.is_authenticated:
+            return current_app.login_manager.unauthorized()
+        require_site_admin()
+        return fn(*args, **kwargs)
+
+    wrapper.kiln_site_admin = True
+    return wrapper
+
+
+def is_site_admin() -> bool:
+    """For showing or hiding the operations links."""
+    principal = getattr(g, "principal", None)
+    return bool(principal and principal.api_key is None and principal.user and principal.user.is_site_admin)
 
 
 def permission_required(permission: str, org_arg: str | None = None):

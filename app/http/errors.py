@@ -31,7 +31,8 @@ HTTP_CODES = {
 
 
 def wants_json() -> bool:
-    return request.path == "/api" or request.path.startswith("/api/")
+    # /metrics is read by Prometheus, not a person: its refusals are the API's envelope too.
+    return request.path in ("/api", "/metrics") or request.path.startswith("/api/")
 
 
 def trace_id() -> str:

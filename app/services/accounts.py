@@ -100,7 +100,9 @@ def register_user(email: str, password: str, name: str, *, actor: Actor | None =
     check_password_strength(password)
     if User.by_email(email):
         raise Conflict(f"An account with the email {email} already exists", {"email": ["Already registered."]})
-    user = User(email=email, name=name[:120], password_hash=hash_password(password))
+    # The first account of a fresh install runs the site (operations pages, /metrics, backups).
+    first = db.session.scalar(select(User.id).limit(1)) is None
+    user = User(email=email, name=name[:120], password_hash=hash_password(password), is_site_admin=first)
     db.session.add(user)
     db.session.flush()
     actor = actor or Actor()

@@ -157,7 +157,9 @@ def test_websocket_beyond_the_limit_is_refused_before_the_upgrade(app_config, fa
     assert slots.open == before
 
 
-def test_gunicorn_gives_each_stream_slot_a_thread_besides_the_ordinary_ones(monkeypatch):
+def test_gunicorn_gives_each_stream_slot_a_thread_besides_the_ordinary_ones(monkeypatch, tmp_path):
+    # The config file sets up Prometheus' multiprocess directory: keep it (and the variable) this test's own.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "prometheus"))
     monkeypatch.setenv("KILN_STREAMS_PER_PROCESS", "50")
     monkeypatch.setenv("KILN_WEB_THREADS", "8")
     settings = runpy.run_path(str(Path(__file__).resolve().parents[2] / "gunicorn.conf.py"))

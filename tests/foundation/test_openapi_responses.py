@@ -13,6 +13,8 @@ NOT_JSON = {
     ("get", "/api/builds/{build_id}/artifacts/{artifact_id}/download"),
     # Server-Sent Events: the reply in chunks, then the recipe.
     ("get", "/api/chat/stream"),
+    # A backup archive (tar.gz).
+    ("get", "/api/backups/{filename}/download"),
 }
 
 METHODS = ("get", "put", "post", "patch", "delete")

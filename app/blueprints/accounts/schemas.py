@@ -54,6 +54,7 @@ class UserSchema(CamelSchema):
     email = fields.String()
     name = fields.String()
     totp_enabled = fields.Boolean()
+    is_site_admin = fields.Boolean()
     default_org_id = fields.UUID(allow_none=True)
     created_at = Timestamp()
     organizations = fields.List(fields.Nested(OrgRefSchema))

@@ -33,6 +33,7 @@ from app.http.errors import error_response
 from app.models import Build
 from app.services.builds import logs, reads, signals
 from app.services.errors import Forbidden
+from app.services.ops import metrics as ops_metrics
 
 from .schemas import BuildStatusSchema, LiveLogLineSchema, LogLineSchema, StreamEndSchema, whole_number
 
@@ -129,6 +130,12 @@ def _cursor() -> int:
 
 
 def follow(build_id, after: int):
+    """The stream of `_follow`, counted in kiln_active_log_streams while it is open."""
+    with ops_metrics.log_stream():
+        yield from _follow(build_id, after)
+
+
+def _follow(build_id, after: int):
     """Yield ("status", body), ("log", line), ("idle", None) and finally ("done", status), or
     ("end", status) when the build was not started within KILN_STREAM_PENDING_WAIT seconds."""
     last_status = None

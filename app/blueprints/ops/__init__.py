@@ -1,0 +1,1 @@
+"""Operations: factory workers, backups, /metrics (site administrators only)."""
