@@ -24,6 +24,8 @@ FEATURES = [
     "app.blueprints.activity.pages",
     "app.blueprints.search.routes",
     "app.blueprints.search.pages",
+    "app.blueprints.billing.routes",
+    "app.blueprints.billing.pages",
 ]
 
 
