@@ -280,6 +280,8 @@ def _allowed_for(expect, caller: str) -> bool:
         return True
     if kind == "user":
         return caller in ROLES
+    if kind == "siteadmin":
+        return False
     if kind == "page":
         if caller not in ROLES:
             return False  # pages follow the browser session; an API key is not a log-in

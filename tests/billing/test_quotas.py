@@ -154,3 +154,52 @@ def test_api_rate_limit_follows_the_tier(client, auth_headers, billing, org_id):
 def test_unlimited_tier_has_the_instance_rate_limit(client, app, auth_headers, org_id):
     resp = client.get("/api/billing/plan-summary", headers=auth_headers)
     assert resp.headers["X-RateLimit-Limit"] == app.config["KILN_RATE_LIMIT"].split()[0]
+
+
+def test_two_starts_racing_for_the_last_slot_one_wins(app, user, billing, org_id):
+    """Two real threads, each with its own connection: A checks and queues, then holds its transaction open;
+    B tries meanwhile. The lock on the org row makes B wait for A's commit and then see A's build, so B is
+    refused. Without the lock B would count only committed builds (none) and pass too."""
+    import threading
+    import time
+
+    from app.extensions import db
+    from app.models import Build, Organization
+    from app.services.audit import Actor
+    from app.services.builds import lifecycle
+    from app.services.errors import QuotaExceeded
+
+    billing.put_on(org_id, billing.tier(concurrent_builds=1))
+    first, second = billing.build(org_id, status="pending"), billing.build(org_id, status="pending")
+    a_checked = threading.Event()
+    outcome = {}
+
+    def start(build_id, name, hold: bool):
+        with app.app_context():
+            try:
+                org = db.session.get(Organization, org_id)
+                lifecycle.start_build(Actor.system(), org, db.session.get(Build, build_id))
+                if hold:
+                    a_checked.set()
+                    time.sleep(0.8)  # B runs now, while A's transaction (and lock) is open
+                db.session.commit()
+                outcome[name] = "queued"
+            except QuotaExceeded:
+                db.session.rollback()
+                outcome[name] = "refused"
+            finally:
+                a_checked.set()
+                db.session.remove()
+
+    a = threading.Thread(target=start, args=(first, "a", True))
+    a.start()
+    assert a_checked.wait(10)
+    b = threading.Thread(target=start, args=(second, "b", False))
+    b.start()
+    a.join(20), b.join(20)
+    assert outcome == {"a": "queued", "b": "refused"}
+    with app.app_context():
+        from sqlalchemy import func, select
+
+        assert db.session.scalar(select(func.count(Build.id)).where(Build.org_id == org_id,
+                                                                    Build.status == "queued")) == 1
