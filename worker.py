@@ -55,6 +55,10 @@ def main(argv: list[str]) -> int:
         from app.tasks.webhooks import sweeper_loop
 
         threading.Thread(target=sweeper_loop, args=(app, stop), name="webhook-sweeper", daemon=True).start()
+        from app.tasks.billing import schedule_cycle
+
+        # The hourly billing cycle (token periods, artifact retention) runs from this worker's scheduler.
+        schedule_cycle()
         worker = Worker(argv or QUEUES, connection=redis.client, serializer=JSONSerializer, name=name)
         try:
             worker.work(with_scheduler=True)

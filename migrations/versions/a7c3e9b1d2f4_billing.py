@@ -1,4 +1,4 @@
-"""billing: plan tiers (seeded with free/pro/team/enterprise) and the LLM token ledger
+"""billing: plan tiers (seeded with free/pro/team/enterprise), the LLM token ledger, builds.artifacts_expired_at
 
 Revision ID: a7c3e9b1d2f4
 Revises: 61e5210fe7ac
@@ -77,11 +77,15 @@ def upgrade():
     with op.batch_alter_table('token_transactions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_token_transactions_created_at'), ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_token_transactions_org_id'), ['org_id'], unique=False)
+    with op.batch_alter_table('builds', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('artifacts_expired_at', app.models.base.UTCDateTime(timezone=True), nullable=True))
     now = datetime.now(timezone.utc)
     op.bulk_insert(tiers, [{**tier, "created_at": now, "updated_at": now} for tier in TIERS])
 
 
 def downgrade():
+    with op.batch_alter_table('builds', schema=None) as batch_op:
+        batch_op.drop_column('artifacts_expired_at')
     with op.batch_alter_table('token_transactions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_token_transactions_org_id'))
         batch_op.drop_index(batch_op.f('ix_token_transactions_created_at'))

@@ -87,3 +87,13 @@ def site_admin(factory, app):
 
 def new_uuid() -> str:
     return str(uuid.uuid4())
+
+
+@pytest.fixture
+def logged_in_client(app, user):
+    """A second client with a browser session of `user` (pages), beside `client` for the API."""
+    from tests.conftest import PASSWORD
+
+    other = app.test_client()
+    assert other.post("/login", data={"email": user.email, "password": PASSWORD}).status_code == 302
+    return other
