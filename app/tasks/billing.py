@@ -1,5 +1,5 @@
 """The billing cycle, an RQ job the worker's scheduler runs every hour: each org's token period rolled over
-(monthly grant, expiry of last month's leftover) and artifacts past their tier's retention deleted.
+(monthly grant, expiry of last month's leftover), warnings at 80% and 100% of a limit sent, and artifacts past their tier's retention deleted.
 
 Periods also roll over lazily when an org's ledger is read, so a stopped scheduler delays only retention.
 Safe to run twice: grants and expiries are deduplicated by key, expired builds are marked."""
@@ -15,7 +15,7 @@ from app import queues
 from app.extensions import db
 from app.models import Organization
 from app.models.base import utcnow
-from app.services.billing import ledger, retention
+from app.services.billing import ledger, retention, warnings
 
 log = logging.getLogger("kiln.billing")
 CYCLE_JOB_ID = "kiln-billing-cycle"
@@ -29,7 +29,9 @@ def run_billing_cycle() -> dict:
     try:
         rolled = 0
         for org_id in db.session.scalars(select(Organization.id).where(Organization.deleted_at.is_(None))).all():
-            ledger.roll_over(db.session.get(Organization, org_id), now)
+            org = db.session.get(Organization, org_id)
+            ledger.roll_over(org, now)
+            warnings.warn(org, now)
             db.session.commit()
             rolled += 1
         expired = retention.expire_due(now)

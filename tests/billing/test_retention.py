@@ -85,3 +85,20 @@ def test_cycle_grants_the_month_and_schedules_the_next_hour(app, billing, org_id
         # A worker starting meanwhile leaves the scheduled cycle alone.
         assert schedule_cycle(now + timedelta(hours=1)) == next_id
         assert registry.get_job_ids().count(next_id) == 1
+
+
+def test_cycle_warns_admins_at_80_and_100_percent_once(app, client, factory, user, auth_headers, billing, org_id):
+    from app.tasks.billing import run_billing_cycle
+
+    billing.put_on(org_id, billing.tier(members=2, storage_mb=10))
+    factory.add_member(org_id, factory.user(email="m@example.com"), role="member")
+    billing.build(org_id, status="succeeded", artifact_size=8 * 1024 * 1024)  # 80% of storage
+    billing.build(org_id, status="succeeded", artifact_size=512 * 1024)  # 85%: still the one warning
+    with app.app_context():
+        run_billing_cycle()
+        run_billing_cycle()
+    rows = client.get("/api/notifications?limit=100", headers=auth_headers).get_json()["notifications"]
+    titles = sorted(n["title"] for n in rows if n["kind"] == "billing.quota")
+    assert titles == ["Alice's workspace is at 80% of its artifact storage limit",
+                      "Alice's workspace reached its members limit"]
+    assert all(n["link"] == "/billing" for n in rows)
