@@ -203,3 +203,17 @@ def test_two_starts_racing_for_the_last_slot_one_wins(app, user, billing, org_id
 
         assert db.session.scalar(select(func.count(Build.id)).where(Build.org_id == org_id,
                                                                     Build.status == "queued")) == 1
+
+
+def test_pages_say_the_refusal_in_words_with_the_way_to_the_plans(client, logged_in_client, billing, org_id):
+    billing.put_on(org_id, billing.tier(concurrent_builds=1))
+    billing.build(org_id, status="queued")
+    pending = billing.build(org_id, status="pending")
+    resp = logged_in_client.post(f"/builds/{pending}/start", headers={"HX-Request": "true"})
+    assert resp.status_code == 402
+    html = resp.get_data(as_text=True)
+    assert "Your Tight plan allows 1 concurrent builds; this organization is at 1." in html
+    assert 'href="/billing"' in html
+    resp = logged_in_client.post(f"/builds/{pending}/start", follow_redirects=True)
+    html = resp.get_data(as_text=True)
+    assert "The Pro plan allows 3 concurrent builds." in html and 'href="/billing"' in html
