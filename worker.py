@@ -89,6 +89,10 @@ def main(argv: list[str]) -> int:
         from app.tasks.webhooks import sweeper_loop
 
         threading.Thread(target=sweeper_loop, args=(app, stop), name="webhook-sweeper", daemon=True).start()
+        from app.tasks.billing import schedule_cycle
+
+        # The hourly billing cycle (token periods, artifact retention) runs from this worker's scheduler.
+        schedule_cycle()
         worker_queues = argv or QUEUES
         heartbeat = threading.Thread(target=heartbeat_loop, args=(app, name, worker_queues, stop),
                                      name="worker-heartbeat", daemon=True)

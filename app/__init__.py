@@ -71,7 +71,10 @@ def _init_extensions(app: Flask) -> None:
     sock.init_app(app)
     # The limiter keys on the caller, so the auth pipeline must run before its check.
     _init_request_pipeline(app)
-    app.config.setdefault("RATELIMIT_DEFAULT", app.config["KILN_RATE_LIMIT"])
+    # Per caller, at the rate of the tenant org's tier (KILN_RATE_LIMIT where the tier sets none).
+    from app.http.security import tier_rate_limit
+
+    app.config.setdefault("RATELIMIT_DEFAULT", tier_rate_limit)
     limiter.init_app(app)
     # The document's `default` answer is the envelope every error really has (API.md), not smorest's shape.
     # Set here, not in KilnApi: the schemas module reads models, which read extensions, which hold the Api.

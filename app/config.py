@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -41,6 +42,13 @@ def _signup(value: str | None) -> str:
     if mode not in SIGNUP_MODES:
         raise ValueError(f"KILN_SIGNUP must be one of {', '.join(SIGNUP_MODES)}, got {value!r}")
     return mode
+
+
+def _tier(value: str | None) -> str:
+    value = (value or "free").strip().lower()
+    if not re.fullmatch(r"[a-z0-9_-]{1,32}", value):
+        raise ValueError(f"KILN_DEFAULT_TIER must be a tier name (letters, digits, - or _), not {value!r}")
+    return value
 
 
 def _float(env, name: str, default: str) -> float:
@@ -174,6 +182,8 @@ def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> d
         "KILN_LOGIN_LIMIT_IP": env.get("KILN_LOGIN_LIMIT_IP", "20 per minute"),
         "KILN_LOGIN_LIMIT_ACCOUNT": env.get("KILN_LOGIN_LIMIT_ACCOUNT", "5 per minute"),
         "KILN_BUILD_START_LIMIT": env.get("KILN_BUILD_START_LIMIT", "10 per hour"),
+        # Billing: the tier new organizations start on (a name in billing_tiers: free|pro|team|enterprise).
+        "KILN_DEFAULT_TIER": _tier(env.get("KILN_DEFAULT_TIER")),
         # Build queue: RQ job timeout, heartbeat of a running build, retries of infrastructure failures.
         "KILN_BUILD_JOB_TIMEOUT": int(env.get("KILN_BUILD_JOB_TIMEOUT", "7200")),
         "KILN_TEST_JOB_TIMEOUT": int(env.get("KILN_TEST_JOB_TIMEOUT", "1800")),

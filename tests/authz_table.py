@@ -12,6 +12,7 @@ Kinds:
   Login()               API: any authenticated caller, person or API key
   User()                API: a person (session/JWT), never an API key
   Perm(p, org_arg=None) API: role/scope check for permission p, tenant from X-Tenant-ID (or the URL arg)
+  SiteAdmin()           API: a site administrator only (users.is_site_admin)
   Page(p=None)          HTML page: a logged-in person; with p, their role in the session org must allow p
   SiteAdmin(page)       operations: a site administrator only (nobody in the matrix's world is one: every
                         caller is refused; tests/ops checks that site administrators get in)
@@ -42,6 +43,13 @@ class Perm:
     permission: str
     org_arg: str | None = None
     kind: str = "perm"
+
+
+@dataclass(frozen=True)
+class SiteAdmin:
+    """API: site administrators only, whatever their role in an org; every caller of the matrix is refused
+    (none of them is a site admin: tests/billing covers the admin)."""
+    kind: str = "siteadmin"
 
 
 @dataclass(frozen=True)
@@ -245,6 +253,13 @@ TABLE: dict[tuple[str, str], object] = {
     ("POST", "/organization/rename"): Page("org:manage"),
     ("GET", "/organization/structure"): Page("org:read"),
     ("POST", "/organization/structure"): Page("structure:manage"),
+
+    # Billing (tests/billing): what plans allow is public; Stripe's signed callback carries no login.
+    ("GET", "/api/billing/tiers"): Public(),
+    ("POST", "/api/billing/webhook"): Public(),
+    ("POST", "/api/billing/checkout"): Login(),
+    ("POST", "/api/billing/portal"): Login(),
+    ("PATCH", "/api/billing/tiers/<name>"): SiteAdmin(),
 }
 
 # JSON bodies (or query strings) where the one generated from the route's schema would not validate:

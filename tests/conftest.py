@@ -62,6 +62,9 @@ def app_config(database_url, redis_url, data_dir, tmp_path_factory):
         "ARGON2_MEMORY_COST": 8192,
         "ARGON2_PARALLELISM": 1,
         "SERVER_NAME": None,
+        # Suites outside tests/billing exercise features, not quotas: their orgs start unlimited. The billing
+        # tests put orgs on the tier they test.
+        "KILN_DEFAULT_TIER": "enterprise",
     }
 
 

@@ -202,8 +202,8 @@ class World:
 
         self.app = app
         with app.app_context():
-            self.org_a = Organization(name="A", slug=f"a-{uuid.uuid4().hex[:8]}")
-            self.org_b = Organization(name="B", slug=f"b-{uuid.uuid4().hex[:8]}")
+            self.org_a = Organization(name="A", slug=f"a-{uuid.uuid4().hex[:8]}", plan=app.config["KILN_DEFAULT_TIER"])
+            self.org_b = Organization(name="B", slug=f"b-{uuid.uuid4().hex[:8]}", plan=app.config["KILN_DEFAULT_TIER"])
             db.session.add_all([self.org_a, self.org_b])
             db.session.flush()
             self.users, self.tokens, self.keys = {}, {}, {}
@@ -284,6 +284,8 @@ def _allowed_for(expect, caller: str) -> bool:
         return True
     if kind == "user":
         return caller in ROLES
+    if kind == "siteadmin":
+        return False
     if kind == "page":
         if caller not in ROLES:
             return False  # pages follow the browser session; an API key is not a log-in

@@ -26,6 +26,8 @@ FEATURES = [
     "app.blueprints.search.pages",
     "app.blueprints.ops.routes",
     "app.blueprints.ops.pages",
+    "app.blueprints.billing.routes",
+    "app.blueprints.billing.pages",
 ]
 
 

@@ -8,6 +8,7 @@ from flask import current_app, g, jsonify, render_template, request
 from redis import exceptions as redis_errors
 from werkzeug.exceptions import HTTPException
 
+from app.extensions import db
 from app.http.htmx import error_fragment, is_htmx
 from app.services.errors import DomainError
 
@@ -150,6 +151,8 @@ def handle_http_exception(error: HTTPException):
 
 
 def handle_domain_error(error: DomainError):
+    # A refused request keeps nothing it flushed, and lets go of its locks (a quota check's org row lock).
+    db.session.rollback()
     headers = {}
     if getattr(error, "retry_after", None):
         headers["Retry-After"] = str(error.retry_after)

@@ -4,8 +4,12 @@ from __future__ import annotations
 import re
 import uuid
 
-from flask import g, request
+from flask import current_app, g, request
 from flask_wtf.csrf import CSRFError, validate_csrf
+
+from app.http.auth import resolve_org
+from app.services.billing.tiers import tier_of
+from app.services.errors import DomainError
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -46,6 +50,20 @@ def protect_cookie_api_calls() -> None:
         validate_csrf(token)
     except Exception as exc:  # noqa: BLE001 - wtforms raises ValidationError; answer the same way
         raise CSRFError("The CSRF token is missing or invalid (send X-CSRFToken with session-authenticated API calls)") from exc
+
+
+def tier_rate_limit() -> str:
+    """The API rate limit of this request (Flask-Limiter calls it per request): the tenant org's tier's
+    requests per minute, else KILN_RATE_LIMIT (no tier limit, no caller, or no org to act in)."""
+    default = current_app.config["KILN_RATE_LIMIT"]
+    if getattr(g, "principal", None) is None:
+        return default
+    try:
+        org, _ = resolve_org()
+    except DomainError:
+        return default
+    per_minute = tier_of(org).api_requests_per_minute
+    return default if per_minute is None else f"{per_minute} per minute"
 
 
 def add_security_headers(response):

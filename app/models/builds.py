@@ -78,6 +78,8 @@ class Build(IdMixin, TimestampMixin, OrgOwnedMixin, db.Model):
     worker_name: Mapped[str | None] = mapped_column(String(255))
     cached: Mapped[bool] = mapped_column(db.Boolean, default=False, nullable=False)
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the plan's retention deleted the image files (record, manifest and SBOM stay).
+    artifacts_expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
 
     # Read-only: recipe_version_id is what services set. Lists load it in one query (selectinload).

@@ -18,6 +18,7 @@ NOTIFICATION_KINDS: dict[str, tuple[str, bool]] = {
     "build.cancelled": ("A build of mine was cancelled", False),
     "test.completed": ("Tests of a build of mine finished", False),
     "webhook.disabled": ("A webhook endpoint was disabled (admins)", True),
+    "billing.quota": ("My organization neared (80%) or reached a plan limit (admins)", False),
 }
 
 

@@ -43,6 +43,13 @@ class LLMError(Exception):
     """The model's answer could not be used."""
 
 
+def _total_tokens(data) -> int:
+    """The chat-completions answer's usage.total_tokens (what the turn is debited), 0 when not reported."""
+    usage = data.get("usage") if isinstance(data, dict) else None
+    total = usage.get("total_tokens") if isinstance(usage, dict) else None
+    return total if isinstance(total, int) and not isinstance(total, bool) and total > 0 else 0
+
+
 class LLMPlanner:
     name = "llm"
 
@@ -90,16 +97,17 @@ class LLMPlanner:
             raise LLMError(f"not a chat-completions answer: {err!r}") from None
         if not isinstance(choice, dict):
             raise LLMError("the answer's message is not an object")
+        tokens = _total_tokens(data)
         text = (choice.get("content") or "").strip() if isinstance(choice.get("content"), (str, type(None))) else ""
         operations = [self._operation(call) for call in choice.get("tool_calls") or []]
         if not operations:
             if not text:
                 raise LLMError("the model returned neither text nor tool calls")
-            return PlanResult([], base, text, False, [])
+            return PlanResult([], base, text, False, [], tokens_used=tokens)
         new, descriptions = apply_operations(base, operations, index_for=self.index_for, versions=versions)
         changes = " ".join(descriptions)
         reply = f"{text}\n\n{changes}" if text else changes
-        return PlanResult(operations, new, reply, new != base, [])
+        return PlanResult(operations, new, reply, new != base, [], tokens_used=tokens)
 
     @staticmethod
     def _operation(call: dict) -> dict:

@@ -12,3 +12,4 @@ class PlanResult:
     reply: str
     changed: bool
     refused: list[str] = field(default_factory=list)
+    tokens_used: int = 0  # model tokens the turn cost (the LLM's reported usage; 0 for the built-in planner)

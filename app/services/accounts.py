@@ -19,6 +19,7 @@ from app.models import Membership, Organization, User
 from app.models.base import utcnow
 from app.services import audit
 from app.services.audit import Actor
+from app.services.billing import quotas
 from app.services.errors import Conflict, Forbidden, Unauthorized, ValidationFailed
 
 # argon2id with the library's RFC 9106 "low memory" defaults; tests configure cheaper parameters.
@@ -70,7 +71,10 @@ def slugify(text: str) -> str:
 
 
 def create_organization(actor: Actor, name: str, *, owner: User, personal: bool = False) -> Organization:
-    org = Organization(name=name.strip(), slug=slugify(name), personal=personal)
+    plan = current_app.config["KILN_DEFAULT_TIER"]
+    if not personal:
+        quotas.check_org_create(owner.id, plan)
+    org = Organization(name=name.strip(), slug=slugify(name), personal=personal, plan=plan)
     db.session.add(org)
     db.session.flush()
     db.session.add(Membership(org_id=org.id, user_id=owner.id, role="owner"))

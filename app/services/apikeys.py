@@ -95,7 +95,9 @@ def create_key(actor, org, *, name: str, description: str | None = None, scopes=
                ) -> tuple[ApiKey, str]:
     """A new key; the raw secret is returned here and never again."""
     from app.services import audit
+    from app.services.billing import quotas
 
+    quotas.check_api_key_add(org)
     key, raw = _new_row(org.id, actor.user_id, _text(name, "name", required=True, limit=120),
                         _text(description, "description", required=False, limit=2000), _scopes(scopes),
                         _expiry(expires_at))

@@ -156,3 +156,32 @@ def sparkline(points: list[tuple[float, str]], *, label: str) -> Markup:
     return Markup(f'<svg class="sparkline" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
                   f'role="img" aria-label="{escape(label)}"><title>{escape(label)}</title>'
                   f'<polyline points="{line}" class="line"/>{"".join(marks)}</svg>')
+
+
+def balance_chart(points: list[tuple[date, int]], *, label: str) -> Markup:
+    """A balance per day as a line over a zero baseline, with the first and last day and the highest value
+    written on it (the page lists the transactions in words)."""
+    width, height, pad, left = 320, 96, 6, 48
+    if not points:
+        return Markup("")
+    values = [value for _, value in points]
+    top, bottom = max(max(values), 1), min(min(values), 0)
+    span = top - bottom or 1
+    step = (width - left - pad) / max(1, len(points) - 1)
+
+    def y(value: float) -> float:
+        return pad + (height - 2 * pad - 14) * (top - value) / span
+
+    coords = " ".join(f"{_num(left + i * step)},{_num(y(v))}" for i, v in enumerate(values))
+    zero = y(0)
+    words = f"{label}: from {values[0]:,} on {points[0][0].isoformat()} to {values[-1]:,} on {points[-1][0].isoformat()}"
+    return Markup(
+        f'<svg class="balance-chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(words)}">'
+        f'<title>{escape(words)}</title>'
+        f'<line x1="{left}" y1="{_num(zero)}" x2="{width - pad}" y2="{_num(zero)}" class="axis"/>'
+        f'<text x="{left - 4}" y="{_num(y(top) + 4)}" class="tick" text-anchor="end">{top:,}</text>'
+        f'<text x="{left - 4}" y="{_num(zero + 4)}" class="tick" text-anchor="end">0</text>'
+        f'<polyline points="{coords}" class="line"/>'
+        f'<text x="{left}" y="{height - 2}" class="tick">{points[0][0].strftime("%b %d")}</text>'
+        f'<text x="{width - pad}" y="{height - 2}" class="tick" text-anchor="end">{points[-1][0].strftime("%b %d")}</text>'
+        f'</svg>')

@@ -19,11 +19,12 @@ from app.engine.recipe import (DEFAULT_RECIPE, RecipeError, dump_yaml, parse_rec
                                validate_recipe)
 from app.engine.settings import EngineSettings
 from app.extensions import db
-from app.models import Conversation, Message, RecipeVersion
+from app.models import Conversation, Message, Organization, RecipeVersion
 from app.models.base import utcnow
 from app.planner import PlannerSettings, PlanResult, get_planner
 from app.services import audit
 from app.services.audit import Actor
+from app.services.billing import ledger
 from app.services.errors import Conflict, NotFound, ValidationFailed
 
 MAX_MESSAGE_CHARS = 4000
@@ -270,6 +271,9 @@ def finish_turn(actor: Actor, turn: Turn, result: PlanResult, *, planner_name: s
     else:
         version = current_version(conversation)
     conversation.updated_at = utcnow()
+    if result.tokens_used:
+        ledger.consume(db.session.get(Organization, conversation.org_id), result.tokens_used, reference=f"message:{assistant.id}",
+                       user_id=actor.user_id)
     audit.record(actor, "conversation.message_posted", "conversation", conversation.id, org_id=conversation.org_id,
                  messageId=assistant.id, changed=changed, version=version.number)
     db.session.flush()

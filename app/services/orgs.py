@@ -14,6 +14,7 @@ from app.models.base import parse_uuid, utcnow
 from app.models.orgs import ConversationShare, GroupMember, Invitation, TeamMember, UnitMember
 from app.services import accounts, audit
 from app.services.audit import Actor
+from app.services.billing import quotas
 from app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
 INVITE_TTL = timedelta(days=7)
@@ -126,6 +127,7 @@ def add_member(actor: Actor, org: Organization, email: str, role: str, *, actor_
                                {"email": ["No account with this address; invite it instead."]})
     if Membership.find(org.id, user.id):
         raise Conflict(f"{user.email} is already a member", {"email": ["Already a member."]})
+    quotas.check_member_add(org)
     row = Membership(org_id=org.id, user_id=user.id, role=role)
     db.session.add(row)
     db.session.flush()
@@ -262,6 +264,7 @@ def accept_invite(actor: Actor, token: str, user: User) -> Membership:
     now = utcnow()
     membership = Membership.find(row.org_id, user.id)
     if membership is None:
+        quotas.check_member_add(row.org)
         membership = Membership(org_id=row.org_id, user_id=user.id, role=row.role)
         db.session.add(membership)
         db.session.flush()

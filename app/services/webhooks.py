@@ -37,6 +37,7 @@ from app.models.base import isoformat, parse_uuid, utcnow
 from app.models.webhooks import PING_EVENT, WEBHOOK_EVENTS, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.services import audit
 from app.services.audit import Actor
+from app.services.billing import quotas
 from app.services.errors import Conflict, NotFound, ValidationFailed
 from app import queues
 
@@ -90,6 +91,7 @@ def _events(events) -> list[str]:
 
 def create_endpoint(actor: Actor, org, *, url: str, events: list[str], description: str = "") -> WebhookEndpoint:
     allow = bool(current_app.config["KILN_WEBHOOK_ALLOW_PRIVATE"])
+    quotas.check_webhook_add(org)
     endpoint = WebhookEndpoint(org_id=org.id, url=check_url(url, allow_private=allow), events=_events(events),
                                description=description or "", secret=new_secret(), active=True,
                                created_by_id=actor.user_id)

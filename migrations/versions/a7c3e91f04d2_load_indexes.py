@@ -1,7 +1,7 @@
 """load: indexes for the build list (one page in sort order, counts from an index)
 
 Revision ID: a7c3e91f04d2
-Revises: 61e5210fe7ac
+Revises: a7c3e91f0b12
 Create Date: 2026-12-01 18:45:00.000000
 
 """
@@ -10,7 +10,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'a7c3e91f04d2'
-down_revision = '61e5210fe7ac'
+down_revision = 'a7c3e91f0b12'
 branch_labels = None
 depends_on = None
 

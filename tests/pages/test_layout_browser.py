@@ -55,6 +55,7 @@ def _pages(ws) -> list[tuple[str, str]]:
         ("api-keys", "/api-keys"),
         ("api-key-usage", f"/api-keys/{ws.key_id}/usage"),
         ("account", "/account"),
+        ("billing", "/billing"),
         ("not-found", "/builds/00000000-0000-4000-8000-000000000000"),
     ]
 

@@ -20,7 +20,7 @@ from app.models.builds import BUILD_STATUSES
 from app.services import charts, dashboard
 from app.services.builds import lifecycle, reads
 from app.services.builds import views as build_views
-from app.services.errors import DomainError, ValidationFailed
+from app.services.errors import DomainError, QuotaExceeded, ValidationFailed
 
 from .routes import build_start_limit
 from .schemas import whole_number
@@ -170,10 +170,11 @@ def _after_action(org, build, role: str, message: str):
 def _action_failed(build_id, error: DomainError):
     """A refused action is a message on the build's page, not a separate error page."""
     db.session.rollback()
+    kind = "quota" if isinstance(error, QuotaExceeded) else "error"  # a plan limit: with the way to the plans
     if is_htmx():
-        return htmx_error(render_template("builds/_notice.html", notice=error.message, notice_kind="error"),
+        return htmx_error(render_template("builds/_notice.html", notice=error.message, notice_kind=kind),
                           error.status, target="#build-notice", swap="outerHTML")
-    flash(error.message, "error")
+    flash(error.message, kind)
     return redirect(url_for("build_pages.detail", build_id=build_id), 303)
 
 

@@ -14,6 +14,7 @@ from app.http.pagination import page_of
 from app.http.schemas import Augmented
 from app.services import access
 from app.services import conversations as service
+from app.services.billing import ledger
 from app.services.errors import DomainError, ValidationFailed
 
 from .schemas import (ChatResultSchema, ChatSchema, ChatStreamArgs, ConversationCreateSchema,
@@ -49,9 +50,11 @@ def run_chat(conversation_id, message: str) -> service.ChatResult:
     conversation = None
     if conversation_id is not None:
         conversation = access.require_conversation(org, conversation_id, need="edit", **caller())
+    planner = service.chat_planner(current_app.config)
+    if planner.name == "llm":
+        ledger.require_tokens(org)
     turn = service.start_turn(current_actor(), org, conversation, message)
     db.session.commit()
-    planner = service.chat_planner(current_app.config)
     answer = service.plan_turn(turn, planner)
     result = service.finish_turn(current_actor(), turn, answer, planner_name=planner.name)
     db.session.commit()

@@ -24,6 +24,7 @@ from app.models.builds import TRANSITIONS
 from app.services import audit
 from app.services.access import require_conversation
 from app.services.audit import Actor
+from app.services.billing import quotas
 from app.services.builds import files, logs, reads, signals
 from app.services.builds.plan import is_bootable, stage_plan
 from app.services.errors import Conflict, Forbidden, ValidationFailed
@@ -167,6 +168,7 @@ def start_build(actor: Actor, org, build: Build) -> Build:
     if build.status != "pending":
         raise Conflict(f"Build #{build.number} is {build.status}; only a pending build can be started",
                        {"status": [build.status]})
+    quotas.check_build_start(org)
     transition(build, "queued", queued_at=utcnow())
     audit.record(actor, "build.queued", "build", build.id, org_id=org.id, number=build.number)
     build_id, attempt = build.id, build.attempt

@@ -1,0 +1,72 @@
+"""Artifact retention: a finished build's image files are deleted once its org's tier keeps them no longer.
+The build keeps its record, manifest, SBOM and archived log; `artifacts_expired_at` tells pages why the
+images are gone. Run by the billing cycle job (app/tasks/billing.py); safe to run twice."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from app import queues
+from app.extensions import db
+from app.models import Build, BuildArtifact, Organization
+from app.models.base import utcnow
+from app.services import audit
+from app.services.billing.tiers import all_tiers, find_tier
+from app.services.builds import files
+
+KEPT_KINDS = frozenset({"manifest", "sbom", "log"})
+
+
+def expire_artifacts(build: Build, now: datetime) -> int:
+    """Delete `build`'s image files (rows now, files after commit, through the builds' own file lookup).
+    Returns how many artifacts went."""
+    doomed = [a for a in build.artifacts if a.kind not in KEPT_KINDS]
+    paths = []
+    for artifact in doomed:
+        paths.append(files.artifact_file(artifact))
+        db.session.delete(artifact)
+    build.artifacts_expired_at = now
+    audit.record(None, "build.artifacts_expired", "build", build.id, org_id=build.org_id, number=build.number,
+                 kinds=[a.kind for a in doomed])
+
+    def _remove():
+        for path in paths:
+            path.unlink(missing_ok=True)
+
+    queues.after_commit(_remove)
+    return len(doomed)
+
+
+def expire_due(now: datetime | None = None) -> int:
+    """Every finished build past its org's retention, not yet expired. Returns how many builds expired."""
+    now = now or utcnow()
+    count = 0
+    for tier in all_tiers():
+        if tier.retention_days is None:
+            continue
+        cutoff = now - timedelta(days=tier.retention_days)
+        builds = db.session.scalars(select(Build).join(Organization, Organization.id == Build.org_id).where(
+            Organization.plan == tier.name, Build.finished_at < cutoff, Build.artifacts_expired_at.is_(None),
+            Build.id.in_(select(BuildArtifact.build_id).where(BuildArtifact.kind.not_in(KEPT_KINDS)))))
+        for build in builds:
+            expire_artifacts(build, now)
+            count += 1
+    # Orgs on a plan no tier has any more are treated as free (tiers.tier_of): they expire with free.
+    return count + _expire_orphans(now)
+
+
+def _expire_orphans(now: datetime) -> int:
+    free = find_tier("free")
+    if free.retention_days is None:
+        return 0
+    names = [t.name for t in all_tiers()]
+    cutoff = now - timedelta(days=free.retention_days)
+    builds = db.session.scalars(select(Build).join(Organization, Organization.id == Build.org_id).where(
+        Organization.plan.not_in(names), Build.finished_at < cutoff, Build.artifacts_expired_at.is_(None),
+        Build.id.in_(select(BuildArtifact.build_id).where(BuildArtifact.kind.not_in(KEPT_KINDS)))))
+    count = 0
+    for build in builds:
+        expire_artifacts(build, now)
+        count += 1
+    return count
