@@ -26,6 +26,7 @@ def kernel_cmdline(root: Path, live: bool) -> str:
     """The kernel command line of a bootable image; a live one also gets live-boot's options (bootpath.py)."""
     return " ".join(["boot=live", KERNEL_CMDLINE, *live_boot_options(root)] if live else [KERNEL_CMDLINE])
 GRUB_DIR = Path("/usr/lib/grub/i386-pc")
+HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # where grub-mkrescue finds its tools
 
 
 def artifact_name(recipe: dict, fmt: str) -> str:
@@ -111,7 +112,7 @@ menuentry "{recipe['name']} (Debian {recipe['release']}, live)" {{
     serial = hashlib.sha256(f"{recipe['name']}\n{epoch}\nefi".encode()).hexdigest()[:8]
     (tools / "mformat").write_text(f'#!/bin/sh\nexec {shlex.quote(mformat)} -N {serial} "$@"\n')
     (tools / "mformat").chmod(0o755)
-    env = {**_epoch_env(epoch), "PATH": f"{tools}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+    env = {**_epoch_env(epoch), "PATH": f"{tools}:{HOST_PATH}"}
     ctx.run(["grub-mkrescue", "-o", str(out), str(iso_dir), "--", "-volid", volid,
              "-volume_date", "all_file_dates", f"={epoch}", "-volume_date", "uuid", stamp],
             what="grub-mkrescue", env=env)

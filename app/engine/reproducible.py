@@ -28,10 +28,13 @@ FALLBACK_EPOCH = 1704067200  # 2024-01-01T00:00:00Z
 # made with this fixed date so two base layers of the same packages are the same bytes.
 BASE_EPOCH = FALLBACK_EPOCH
 
-# Regenerated at first boot when missing: Debian's ssh.service refuses to start without host keys.
+# Regenerated at boot when missing: Debian's ssh.service refuses to start without host keys.
 SSH_KEYGEN_UNIT = """[Unit]
 Description=Generate the SSH host keys this image was built without (Kiln: reproducible image)
 Before=ssh.service ssh.socket
+# Debian's own sshd-keygen.service (trixie on) does the same on a first boot; this one runs after it, so only
+# where it is missing (bookworm) or did not run.
+After=sshd-keygen.service
 ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
 
 [Service]
