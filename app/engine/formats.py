@@ -11,8 +11,8 @@ import time
 import uuid
 from pathlib import Path
 
-from .context import BuildContext, BuildError
 from .bootpath import live_boot_options
+from .context import BuildContext, BuildError
 from .fsutil import inside, tree_size
 
 # no_timer_check: the kernel's early IO-APIC timer check counts ticks against wall time, and under an emulator
@@ -20,13 +20,13 @@ from .fsutil import inside, tree_size
 # TCG). Fedora's and CirrOS's cloud images boot with it for the same reason; on real hardware it only skips
 # a sanity check.
 KERNEL_CMDLINE = "console=tty0 console=ttyS0,115200 no_timer_check"
+GRUB_DIR = Path("/usr/lib/grub/i386-pc")
+HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # where grub-mkrescue finds its tools
 
 
 def kernel_cmdline(root: Path, live: bool) -> str:
     """The kernel command line of a bootable image; a live one also gets live-boot's options (bootpath.py)."""
     return " ".join(["boot=live", KERNEL_CMDLINE, *live_boot_options(root)] if live else [KERNEL_CMDLINE])
-GRUB_DIR = Path("/usr/lib/grub/i386-pc")
-HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # where grub-mkrescue finds its tools
 
 
 def artifact_name(recipe: dict, fmt: str) -> str:
