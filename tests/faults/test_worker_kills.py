@@ -100,7 +100,9 @@ def test_sigkilled_workers_lose_no_build_and_leave_nothing_behind(app, client, f
         assert actions.count("build.retry_scheduled") == len(history) - (build.status == "failed"), actions
         if build.status == "succeeded":
             assert len(history) == build.attempt - 1 and events[-1] == "build.completed"
-            assert {s.status for s in build.stages} == {"succeeded"}, [(s.name, s.status) for s in build.stages]
+            # An attempt killed after the engine stored its result leaves the next one a cached result to reuse.
+            assert {s.status for s in build.stages} == ({"skipped"} if build.cached else {"succeeded"}), \
+                [(s.name, s.status) for s in build.stages]
             images = [a for a in build.artifacts if a.kind == "rootfs"]
             assert len(images) == 1 and len({a.filename for a in build.artifacts}) == len(build.artifacts)
             path = Path(app.config["KILN_ARTIFACTS_DIR"]) / images[0].path
