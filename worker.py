@@ -112,6 +112,17 @@ def _redis_answers() -> bool:
         return False
 
 
+class KilnWorker(Worker):
+    """RQ's worker, remembering a stop request (SIGTERM/SIGINT): RQ ends its loop the same way for a stop
+    request while idle and for an error, and only the error should make `work` start it again."""
+
+    stop_signalled = False
+
+    def request_stop(self, signum, frame):
+        self.stop_signalled = True
+        super().request_stop(signum, frame)
+
+
 def work(queues: list[str], name: str) -> None:
     """RQ's loop, started again after a Redis outage: RQ gives up (and quits) on a connection error outside
     its job fetch, but a restarted Redis should not need every worker restarted by hand."""
@@ -120,13 +131,13 @@ def work(queues: list[str], name: str) -> None:
         # The started job's heartbeat as often as a build's: the reaper re-enqueues a queued build whose job's
         # worker died before the build began (app.queues.job_is_live).
         beat = max(1, int(float(current_app.config["KILN_BUILD_HEARTBEAT_INTERVAL"])))
-        worker = Worker(queues, connection=redis.client, serializer=JSONSerializer, name=name,
-                        job_monitoring_interval=beat)
+        worker = KilnWorker(queues, connection=redis.client, serializer=JSONSerializer, name=name,
+                            job_monitoring_interval=beat)
         try:
             worker.work(with_scheduler=True)
         except (RedisConnectionError, RedisTimeoutError):
             pass  # RQ's own teardown could not reach Redis either
-        if worker._stop_requested:
+        if worker.stop_signalled:
             return  # SIGTERM/SIGINT: RQ finished the job at hand (warm shutdown)
         # A worker that is not bursting only ends on a stop request or an error it could not handle.
         log.warning("RQ stopped taking jobs after an error; taking them again once Redis answers")
