@@ -177,3 +177,21 @@ def test_web_process_settings_are_checked(name, value, message):
     with pytest.raises(ValueError) as bad:
         web_process_settings({**os.environ, name: value})
     assert str(bad.value) == message
+
+
+def test_a_stream_by_api_key_still_records_the_keys_use(client, user, builds, org_id, app):
+    """The stream lets go of its database connection before it waits, not of the caller's key."""
+    from app.extensions import db
+    from app.models import ApiKey, ApiKeyUsage
+    from tests.builds.test_streams import _api_key
+
+    build_id = builds.create(org_id, status="succeeded")
+    raw = _api_key(app, user, ["builds:read"])
+    resp = client.get(_stream_url(build_id), headers={"X-API-Key": raw})
+    assert resp.status_code == 200 and "event: done" in resp.get_data(as_text=True)
+    resp.close()
+    with app.app_context():
+        key = db.session.scalars(db.select(ApiKey).where(ApiKey.org_id == org_id)).one()
+        assert key.last_used_at is not None
+        usage = db.session.scalars(db.select(ApiKeyUsage).where(ApiKeyUsage.api_key_id == key.id)).all()
+        assert [(u.path, u.status) for u in usage] == [(_stream_url(build_id), 200)]

@@ -96,14 +96,15 @@ def _authorize_stream():
                               f"GET /api/builds/{build.id}/logs?after=", {"streams": ["at capacity"]},
                               {"Retry-After": str(STREAMS_FULL_RETRY_AFTER)})
     g.stream_slot = True
-    # The checks above used a database connection; the stream gives it back before it waits.
-    db.session.close()
+    # The checks above used a database connection: give it back before the stream waits. A rollback ends the
+    # transaction but keeps the caller's user and key in the session (recording an API key's use needs them).
+    db.session.rollback()
 
 
 @stream_blp.teardown_request
 def _release_stream_slot(_error=None):
     # The WebSocket has ended when its view returns; a request that failed before its stream began held its
-    # slot for nothing. An SSE view hands its slot to the response instead (see _slot_until_closed).
+    # slot for nothing. An SSE view hands its slot to its body instead (see _hand_over_slot).
     if g.pop("stream_slot", False):
         slots.give_back()
 
@@ -143,24 +144,24 @@ def _follow(build_id, after: int):
     drain_until = None
     pending_until = time.monotonic() + float(current_app.config["KILN_STREAM_PENDING_WAIT"])
     while True:
-        # A fresh snapshot each turn (the worker commits in another process), read without the recipe, and
-        # the session closed again before anything is sent or waited for: a stream holds no DB connection
-        # while it waits, so many streams never starve other requests of the pool.
+        # Each turn reads the build (without its recipe), then keeps it detached and ends the transaction
+        # before anything is sent or waited for: the next turn sees what the worker committed since, and a
+        # stream holds no DB connection while it waits, so many streams never starve the pool.
         build = db.session.get(Build, build_id, options=[defer(Build.recipe)])
         if build is None:
-            db.session.close()
+            db.session.rollback()
             yield "done", "deleted"
             return
-        status = reads.build_status(build, estimate=False)
-        comparable = BuildStatusSchema().dump(status)
+        comparable = BuildStatusSchema().dump(reads.build_status(build, estimate=False))
         changed = comparable != last_status
         if changed:
             last_status = comparable
             # The estimate costs a query over recent builds: made only when the status is sent.
             body = BuildStatusSchema().dump(reads.build_status(build))
-            db.session.close()
+        db.session.expunge(build)
+        db.session.rollback()
+        if changed:
             yield "status", body
-        db.session.close()
         # The wait reads from the cursor, so a line written after it timed out is seen by the next wait: an idle
         # turn need not read again, unless the build changed (it may have ended after its last lines).
         quiet = nothing_new and not changed and not build.is_terminal
