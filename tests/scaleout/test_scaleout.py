@@ -93,7 +93,7 @@ def cluster(engine_data_dir, tmp_path_factory):
         common = {**os.environ, **s3.env(), "DATABASE_URL": database_url, "REDIS_URL": redis_url,
                   "SECRET_KEY": secret, "KILN_STORAGE_URL": f"s3://{BUCKET}/kiln",
                   "KILN_RATE_LIMIT": "100000 per minute", "KILN_BUILD_START_LIMIT": "1000 per hour",
-                  "KILN_BUILD_HEARTBEAT_INTERVAL": "1", "KILN_BUILD_HEARTBEAT_TTL": "6",
+                  "KILN_BUILD_HEARTBEAT_INTERVAL": "1", "KILN_BUILD_HEARTBEAT_TTL": "15",
                   "KILN_BUILD_REAPER_INTERVAL": "2"}
         from app import create_app
         from app.extensions import db

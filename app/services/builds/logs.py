@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,6 +37,18 @@ ARCHIVED_STREAM_TTL = 3600
 _append_lock = threading.Lock()
 # build id -> lines of this process written to the file while Redis was unreachable, waiting for the stream.
 _offline: dict[str, list[dict]] = {}
+# One download of an archived log at a time (it happens outside _append_lock: a store call can take seconds).
+_fetch_lock = threading.Lock()
+
+
+def _reset_locks() -> None:
+    """RQ forks a work horse while the worker's reaper thread may be appending (holding a lock): the child gets
+    fresh locks, or its first log line would wait forever for a thread that does not exist in it."""
+    global _append_lock, _fetch_lock
+    _append_lock, _fetch_lock = threading.Lock(), threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_locks)
 log = logging.getLogger("kiln.builds")
 
 
@@ -61,12 +74,15 @@ def _ensure_local(build, path: Path) -> None:
     store = files.store()
     if path.exists() or not store.shared:
         return
-    try:
-        store.get_file(log_key(build), path)
-    except files.ObjectMissing:
-        pass
-    except files.StorageError:
-        log.exception("build %s: the archived log could not be fetched", build.id)
+    with _fetch_lock:
+        if path.exists():
+            return
+        try:
+            store.get_file(log_key(build), path)
+        except files.ObjectMissing:
+            pass
+        except files.StorageError:
+            log.exception("build %s: the archived log could not be fetched", build.id)
 
 
 def _from_store(build, after: int, limit: int) -> list[dict]:
@@ -101,8 +117,8 @@ def append(build, stage: str | None, level: str, message: str, *, client=None) -
     """Append one line to the file and the stream; returns its seq."""
     client = client or redis.client
     path = log_path(build)
+    _ensure_local(build, path)
     with _append_lock:
-        _ensure_local(build, path)
         try:
             _catch_up(build.id, client)
             seq = int(client.incr(seq_key(build.id)))
