@@ -2,15 +2,17 @@
 Prometheus multiprocess directory is in place before any worker imports prometheus_client."""
 from __future__ import annotations
 
+import glob
 import os
-import shutil
 import tempfile
 
 _multiproc = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
                                    os.path.join(tempfile.gettempdir(), f"kiln-prometheus-{os.getuid()}"))
-# Counts of an earlier run's processes would be summed into this one's.
-shutil.rmtree(_multiproc, ignore_errors=True)
 os.makedirs(_multiproc, exist_ok=True)
+# Counts of an earlier run's processes would be summed into this one's: drop prometheus_client's files
+# (only those: the directory may be one an operator chose).
+for _stale in glob.glob(os.path.join(_multiproc, "*.db")):
+    os.unlink(_stale)
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 worker_class = "gthread"
