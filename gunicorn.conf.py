@@ -2,8 +2,8 @@
 The bind address, worker count and access log stay on each Procfile's command line. Read by the master before
 it loads the app, so the Prometheus multiprocess directory is in place before any worker imports
 prometheus_client."""
+import glob
 import os
-import shutil
 import sys
 import tempfile
 
@@ -30,9 +30,11 @@ timeout = 120
 # --- Prometheus multiprocess mode (issue 16, metrics) ---------------------------------------------------------
 _multiproc = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
                                    os.path.join(tempfile.gettempdir(), f"kiln-prometheus-{os.getuid()}"))
-# Counts of an earlier run's processes would be summed into this one's.
-shutil.rmtree(_multiproc, ignore_errors=True)
 os.makedirs(_multiproc, exist_ok=True)
+# Counts of an earlier run's processes would be summed into this one's: drop prometheus_client's files
+# (only those: the directory may be one an operator chose).
+for _stale in glob.glob(os.path.join(_multiproc, "*.db")):
+    os.unlink(_stale)
 
 
 def child_exit(server, worker):
