@@ -1,6 +1,7 @@
 """QEMU is confined: seccomp sandbox, an unprivileged user when the worker is root, a restricted network."""
 import os
 import pwd
+import time
 from pathlib import Path
 
 from app.engine.testing.vm import VM
@@ -17,7 +18,14 @@ def _status(pid: int) -> dict[str, str]:
 def test_qemu_runs_unprivileged_under_seccomp_with_a_restricted_network(packed_images, tmp_path):
     with VM(packed_images["iso"], "iso", tmp_path, forward=[("tcp", 22)], accel="tcg") as vm:
         assert vm.running(), vm.stderr()
+        # QEMU drops to its user and installs its filter once its setup is done, just before the guest runs:
+        # moments after start on a quiet host, seconds on a loaded one. Read its state once it is there.
+        deadline = time.monotonic() + 60
         status = _status(vm.proc.pid)
+        while (status["Seccomp"] != "2" or status["Uid"].split()[0] == "0") and time.monotonic() < deadline:
+            assert vm.running(), vm.stderr()
+            time.sleep(0.2)
+            status = _status(vm.proc.pid)
         args = vm.proc.args
     assert status["Seccomp"] == "2"  # -sandbox on installed its filter
     if os.geteuid() == 0:
