@@ -74,6 +74,20 @@ def org_id(user):
 
 
 @pytest.fixture
+def user(factory, app):
+    """An org owner who does not run the site: registered first, so demoted from site administrator (the
+    first account of an install is one) — billing's rules for owners and for site admins differ."""
+    from app.extensions import db
+    from app.models import User
+
+    alice = factory.user(email="alice@example.com", name="Alice")
+    with app.app_context():
+        db.session.get(User, alice.id).is_site_admin = False
+        db.session.commit()
+    return alice
+
+
+@pytest.fixture
 def site_admin(factory, app):
     from app.extensions import db
     from app.models import User
