@@ -54,7 +54,7 @@ def test_normalize_removes_what_records_the_build_and_clamps_times(tmp_path):
     assert (root / "etc/machine-id").read_text() == ""
     assert not (root / "etc/ssh/ssh_host_ed25519_key").exists()
     unit = root / f"etc/systemd/system/{SSH_KEYGEN_NAME}"
-    assert "ssh-keygen -A" in unit.read_text() and "Before=ssh.service" in unit.read_text()
+    assert "ssh-keygen -q -t $$t" in unit.read_text() and "Before=ssh.service" in unit.read_text()
     assert os.readlink(root / f"etc/systemd/system/ssh.service.wants/{SSH_KEYGEN_NAME}") == f"/{unit.relative_to(root)}"
     assert not (root / "var/lib/systemd/random-seed").exists()
     assert not (root / "var/cache/ldconfig/aux-cache").exists()

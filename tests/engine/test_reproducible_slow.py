@@ -95,7 +95,7 @@ def builds(engine_settings, later_settings, tmp_path_factory):
     try:
         b = build(RECIPE, tmp_path_factory.mktemp("repro-b"), FORMATS, settings=later_settings, timeout=1800)
         c = build({**RECIPE, "packages": RECIPE["packages"] + [EXTRA]}, tmp_path_factory.mktemp("repro-c"),
-                  ["rootfs"], settings=later_settings, timeout=1800)
+                  ["rootfs", "iso"], settings=later_settings, timeout=1800)  # bootable: the same base as B
     finally:
         for k, v in saved.items():
             if v is None:
