@@ -119,21 +119,21 @@ def _no_stripe():
 
 
 @blp.route("/checkout", methods=["POST"])
-@blp.response(200, description="Not served: see 503", errors=(401, 503))
+@blp.doc_errors(401, 503)
 @login_required
 def checkout():
     _no_stripe()
 
 
 @blp.route("/portal", methods=["POST"])
-@blp.response(200, description="Not served: see 503", errors=(401, 503))
+@blp.doc_errors(401, 503)
 @login_required
 def portal():
     _no_stripe()
 
 
 @blp.route("/webhook", methods=["POST"])
-@blp.response(200, description="Not served: see 503", errors=(503,))
+@blp.doc_errors(503)
 def stripe_webhook():
     _no_stripe()
 

@@ -177,6 +177,8 @@ class BuildDetailSchema(BuildSchema):
     recipe = fields.Dict()
     stages = fields.List(fields.Nested(StageSchema))
     artifacts = fields.List(fields.Nested(ArtifactSchema))
+    artifacts_expired_at = Timestamp(allow_none=True, metadata={
+        "description": "When the plan's retention deleted the image files (manifest and SBOM stay)"})
 
 
 BuildPageSchema = page_schema("BuildPageSchema", "builds", BuildSchema)

@@ -53,8 +53,9 @@ def build_minutes(org_id, since: datetime, now: datetime) -> float:
 
 
 def storage_bytes(org_id) -> int:
-    return db.session.scalar(select(func.coalesce(func.sum(BuildArtifact.size), 0)).join(Build).where(
-        Build.org_id == org_id)) or 0
+    # int(): PostgreSQL sums a bigint column as numeric (a Decimal).
+    return int(db.session.scalar(select(func.coalesce(func.sum(BuildArtifact.size), 0)).join(Build).where(
+        Build.org_id == org_id)) or 0)
 
 
 def member_count(org_id) -> int:
