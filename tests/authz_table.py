@@ -254,11 +254,8 @@ TABLE: dict[tuple[str, str], object] = {
     ("GET", "/organization/structure"): Page("org:read"),
     ("POST", "/organization/structure"): Page("structure:manage"),
 
-    # Billing (tests/billing): what plans allow is public; Stripe's signed callback carries no login.
+    # Billing (tests/billing): what plans allow is public.
     ("GET", "/api/billing/tiers"): Public(),
-    ("POST", "/api/billing/webhook"): Public(),
-    ("POST", "/api/billing/checkout"): Login(),
-    ("POST", "/api/billing/portal"): Login(),
     ("PATCH", "/api/billing/tiers/<name>"): SiteAdmin(),
 }
 

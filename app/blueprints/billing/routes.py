@@ -1,5 +1,5 @@
 """Billing and usage API (API.md): tiers, the org's subscription, usage, plan summary, plan changes, the token
-ledger. Stripe's endpoints answer 503 NOT_CONFIGURED: this Kiln takes no payments; site admins change plans."""
+ledger. No payment provider: site admins change plans (Stripe checkout, portal and webhook are not built)."""
 from __future__ import annotations
 
 from app.extensions import db
@@ -10,7 +10,7 @@ from app.http.schemas import camelcase
 from app.models import Organization
 from app.models.base import utcnow
 from app.services.billing import ledger, plans, tiers, usage
-from app.services.errors import Forbidden, NotConfigured, NotFound
+from app.services.errors import Forbidden, NotFound
 
 from .schemas import (DowngradeCheckSchema, PlanSummarySchema, SubscriptionSchema, TierChoiceSchema, TierListSchema,
                       TierSchema, TierUpdateSchema, TokenBalanceSchema, TokenTransactionPageSchema,
@@ -111,31 +111,6 @@ def change_plan(data):
     plans.change_plan(current_actor(), org, data["tier"], is_site_admin=_is_site_admin())
     db.session.commit()
     return plans.subscription(org)
-
-
-def _no_stripe():
-    raise NotConfigured("Payments are not configured on this Kiln: plans are changed by its site administrators",
-                        {"provider": "stripe"})
-
-
-@blp.route("/checkout", methods=["POST"])
-@blp.doc_errors(401, 503)
-@login_required
-def checkout():
-    _no_stripe()
-
-
-@blp.route("/portal", methods=["POST"])
-@blp.doc_errors(401, 503)
-@login_required
-def portal():
-    _no_stripe()
-
-
-@blp.route("/webhook", methods=["POST"])
-@blp.doc_errors(503)
-def stripe_webhook():
-    _no_stripe()
 
 
 @tokens_blp.route("/balance", methods=["GET"])
