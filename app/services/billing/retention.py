@@ -3,6 +3,7 @@ The build keeps its record, manifest, SBOM and archived log; `artifacts_expired_
 images are gone. Run by the billing cycle job (app/tasks/billing.py); safe to run twice."""
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -15,6 +16,7 @@ from app.services import audit
 from app.services.billing.tiers import all_tiers, find_tier
 from app.services.builds import files
 
+log = logging.getLogger("kiln.billing")
 KEPT_KINDS = frozenset({"manifest", "sbom", "log"})
 
 
@@ -22,17 +24,23 @@ def expire_artifacts(build: Build, now: datetime) -> int:
     """Delete `build`'s image files (rows now, files after commit, through the builds' own file lookup).
     Returns how many artifacts went."""
     doomed = [a for a in build.artifacts if a.kind not in KEPT_KINDS]
-    paths = []
+    keys = []
     for artifact in doomed:
-        paths.append(files.artifact_file(artifact))
+        files.artifact_file(artifact)  # refuses a stored path outside the artifacts directory
+        keys.append(artifact.path)
         db.session.delete(artifact)
     build.artifacts_expired_at = now
     audit.record(None, "build.artifacts_expired", "build", build.id, org_id=build.org_id, number=build.number,
                  kinds=[a.kind for a in doomed])
 
     def _remove():
-        for path in paths:
-            path.unlink(missing_ok=True)
+        # On this host and in the store (local disk or S3): the row is gone, so a file left would only be
+        # space; a store error is logged and the next deletion of the build's prefix takes it.
+        for key in keys:
+            try:
+                files.remove_artifact_file(key)
+            except files.StorageError:
+                log.exception("retention: %s not removed from %s", key, files.store().describe())
 
     queues.after_commit(_remove)
     return len(doomed)

@@ -84,6 +84,16 @@ def release_local(build) -> None:
         shutil.rmtree(artifacts_dir(build), ignore_errors=True)
 
 
+def remove_artifact_file(key: str) -> None:
+    """Delete one artifact's file (its stored relative path) in the store and on this host: for retention, which
+    keeps the build's other files. StorageError when the store could not."""
+    root = artifacts_root().resolve()
+    path = (root / key).resolve()
+    if root in path.parents:
+        path.unlink(missing_ok=True)
+    store().delete(key)
+
+
 def remove_build_files(org_id, build_id) -> int:
     """Delete every file of a build, in the store and on this host: for a deleted build and for retention.
     Returns how many objects the store removed; StorageError when it could not."""
@@ -92,5 +102,6 @@ def remove_build_files(org_id, build_id) -> int:
 
 
 __all__ = ["ObjectMissing", "StorageError", "artifact_file", "artifacts_dir", "artifacts_root", "build_dir",
-           "build_prefix", "fetch_artifact", "publish", "relative_path", "release_local", "remove_build_files",
+           "build_prefix", "fetch_artifact", "publish", "relative_path", "release_local", "remove_artifact_file",
+           "remove_build_files",
            "store"]
