@@ -155,3 +155,28 @@ def test_shared_result_is_materialized_into_another_workers_engine_cache(s3_app,
         third = EngineSettings(data_dir=tmp_path / "third-host")
         assert results.materialize(build, third, tmp_path / "scratch") is False
         assert files.store().size(results.index_key(h, "rootfs")) is None
+
+
+def test_retention_deletes_the_expired_image_from_the_bucket_and_keeps_the_evidence(s3_app, builds, org_id):
+    from datetime import timedelta
+
+    from app.extensions import db
+    from app.models import Build
+    from app.models.base import utcnow
+    from app.services.billing import retention
+    from app.services.builds import files
+
+    build_id = builds.create(org_id, status="succeeded", image=IMAGE)
+    published = _published(s3_app, build_id)
+    store = s3_app.extensions["kiln.storage"]
+    with s3_app.app_context():
+        build = db.session.get(Build, build_id)
+        kept = {a.path for a in build.artifacts if a.kind in retention.KEPT_KINDS}
+        images = {a.path for a in build.artifacts if a.kind not in retention.KEPT_KINDS}
+        assert images and all(store.size(key) is not None for key in images)
+        assert retention.expire_artifacts(build, utcnow() + timedelta(days=400)) == len(images)
+        db.session.commit()
+        assert all(store.size(key) is None for key in images)
+        assert all(store.size(key) is not None for key in kept if key in {p for _, p, _ in published})
+        assert db.session.get(Build, build_id).artifacts_expired_at is not None
+        assert files.store() is store
