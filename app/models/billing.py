@@ -56,3 +56,16 @@ class TokenTransaction(IdMixin, OrgOwnedMixin, db.Model):
     dedupe_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True, nullable=False)
+
+
+class DeletedBuildUsage(IdMixin, OrgOwnedMixin, db.Model):
+    """What a deleted build had used (its start and its run time), kept for the period's meters: deleting builds
+    frees storage, not starts or build minutes already spent."""
+
+    __tablename__ = "billing_deleted_builds"
+    __kind__ = "Deleted build usage"
+
+    build_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,4 +1,5 @@
-"""billing: plan tiers (seeded with free/pro/team/enterprise), the LLM token ledger, builds.artifacts_expired_at
+"""billing: plan tiers (seeded with free/pro/team/enterprise), the LLM token ledger, builds.artifacts_expired_at,
+the usage of deleted builds
 
 Revision ID: a7c3e9b1d2f4
 Revises: a7c3e91f04d2
@@ -77,6 +78,19 @@ def upgrade():
     with op.batch_alter_table('token_transactions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_token_transactions_created_at'), ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_token_transactions_org_id'), ['org_id'], unique=False)
+    op.create_table('billing_deleted_builds',
+    sa.Column('build_id', sa.Uuid(), nullable=False),
+    sa.Column('queued_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('org_id', sa.Uuid(), nullable=False),
+    sa.ForeignKeyConstraint(['org_id'], ['organizations.id'], name=op.f('fk_billing_deleted_builds_org_id_organizations'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_billing_deleted_builds'))
+    )
+    with op.batch_alter_table('billing_deleted_builds', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_billing_deleted_builds_org_id'), ['org_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_billing_deleted_builds_queued_at'), ['queued_at'], unique=False)
     with op.batch_alter_table('builds', schema=None) as batch_op:
         batch_op.add_column(sa.Column('artifacts_expired_at', app.models.base.UTCDateTime(timezone=True), nullable=True))
     now = datetime.now(timezone.utc)
@@ -86,6 +100,10 @@ def upgrade():
 def downgrade():
     with op.batch_alter_table('builds', schema=None) as batch_op:
         batch_op.drop_column('artifacts_expired_at')
+    with op.batch_alter_table('billing_deleted_builds', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_billing_deleted_builds_queued_at'))
+        batch_op.drop_index(batch_op.f('ix_billing_deleted_builds_org_id'))
+    op.drop_table('billing_deleted_builds')
     with op.batch_alter_table('token_transactions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_token_transactions_org_id'))
         batch_op.drop_index(batch_op.f('ix_token_transactions_created_at'))

@@ -75,6 +75,16 @@ def test_build_minutes(client, auth_headers, billing, org_id):
     assert_refused(start(client, auth_headers), "build_minutes_per_month", 2.0, 2, "free")
 
 
+def test_deleting_builds_gives_back_storage_not_starts_or_minutes(client, auth_headers, billing, org_id):
+    billing.put_on(org_id, billing.tier(builds_per_month=2, build_minutes_per_month=2, storage_mb=1))
+    spent = billing.build(org_id, status="succeeded", ran=timedelta(seconds=120), artifact_size=MB)
+    assert_refused(start(client, auth_headers), "build_minutes_per_month", 2.0, 2, "free")
+    assert client.delete(f"/api/builds/{spent}", headers=auth_headers).status_code == 204
+    usage = client.get("/api/billing/usage", headers=auth_headers).get_json()["usage"]
+    assert (usage["buildsPerMonth"], usage["buildMinutesPerMonth"], usage["storageMb"]) == (1, 2.0, 0.0)
+    assert_refused(start(client, auth_headers), "build_minutes_per_month", 2.0, 2, "free")
+
+
 def test_artifact_storage(client, auth_headers, billing, org_id):
     billing.put_on(org_id, billing.tier(storage_mb=1))
     billing.build(org_id, status="succeeded", artifact_size=MB - 200 * 1024)  # 0.8 MB

@@ -10,7 +10,7 @@ from sqlalchemy import func, or_, select
 from app.extensions import db
 from app.models import ApiKey, Build, BuildArtifact, Membership, Organization, WebhookEndpoint
 from app.models.base import utcnow
-from app.models.billing import TokenTransaction
+from app.models.billing import DeletedBuildUsage, TokenTransaction
 
 RUNNING_STATUSES = ("queued", "building", "testing")
 MB = 1024 * 1024
@@ -30,7 +30,17 @@ def period_key(when: datetime) -> str:
 
 
 def starts_since(org_id, since: datetime) -> int:
-    return db.session.scalar(select(func.count(Build.id)).where(Build.org_id == org_id, Build.queued_at >= since)) or 0
+    """Builds started since `since`, deleted ones included (deleting a build does not give its start back)."""
+    kept = db.session.scalar(select(func.count(Build.id)).where(Build.org_id == org_id, Build.queued_at >= since))
+    deleted = db.session.scalar(select(func.count(DeletedBuildUsage.id)).where(
+        DeletedBuildUsage.org_id == org_id, DeletedBuildUsage.queued_at >= since))
+    return (kept or 0) + (deleted or 0)
+
+
+def record_deleted(build) -> None:
+    """Keep a build's start and run time for the meters before its row goes (lifecycle.delete_build)."""
+    db.session.add(DeletedBuildUsage(org_id=build.org_id, build_id=build.id, queued_at=build.queued_at,
+                                     started_at=build.started_at, finished_at=build.finished_at))
 
 
 def running_builds(org_id) -> int:
@@ -44,6 +54,9 @@ def build_minutes(org_id, since: datetime, now: datetime) -> float:
     rows = db.session.execute(select(Build.started_at, Build.finished_at).where(
         Build.org_id == org_id, Build.started_at.is_not(None),
         or_(Build.finished_at.is_(None), Build.finished_at >= since))).all()
+    rows += db.session.execute(select(DeletedBuildUsage.started_at, DeletedBuildUsage.finished_at).where(
+        DeletedBuildUsage.org_id == org_id, DeletedBuildUsage.started_at.is_not(None),
+        DeletedBuildUsage.finished_at >= since)).all()
     seconds = 0.0
     for started, finished in rows:
         begin, end = max(started, since), min(finished or now, now)

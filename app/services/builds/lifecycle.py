@@ -25,6 +25,7 @@ from app.services import audit
 from app.services.access import require_conversation
 from app.services.audit import Actor
 from app.services.billing import quotas
+from app.services.billing import usage as billing_usage
 from app.services.builds import files, logs, reads, signals
 from app.services.builds.plan import is_bootable, stage_plan
 from app.services.errors import Conflict, Forbidden, ValidationFailed
@@ -228,6 +229,7 @@ def delete_build(actor: Actor, org, build: Build) -> None:
                        {"status": [build.status]})
     build_id, number, attempts, org_id = build.id, build.number, build.attempt, build.org_id
     audit.record(actor, "build.deleted", "build", build_id, org_id=org.id, number=number)
+    billing_usage.record_deleted(build)
     db.session.delete(build)
     db.session.flush()
 
