@@ -77,7 +77,14 @@ def _endpoint_url(value: str | None) -> str:
 
 
 def _positive_int(env, name: str, default: str) -> int:
-    return _whole(env, name, int(default), 1)
+    value = env.get(name) or default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {value!r}") from None
+    if number <= 0:
+        raise ValueError(f"{name} must be greater than 0, got {number}")
+    return number
 
 
 def _whole(env, name: str, default: int, minimum: int) -> int:

@@ -58,8 +58,13 @@ def _get(port: int, path: str, token: str) -> tuple[http.client.HTTPConnection, 
 
 
 @pytest.mark.timeout(60)
-def test_streams_beyond_the_process_limit_are_refused_with_retry_after(app_config, factory):
-    from app.blueprints.builds.streams import slots
+def test_streams_beyond_the_process_limit_are_refused_with_retry_after(app_config, factory, monkeypatch):
+    from app.blueprints.builds import streams
+
+    # This test's own count: streams of earlier tests end whenever their server notices the client left, so
+    # the process-wide count can drop mid-test and let one stream too many through.
+    slots = streams.StreamSlots()
+    monkeypatch.setattr(streams, "slots", slots)
     from tests.builds.conftest import BuildFactory
 
     owner = factory.user(email="streams-full@example.com")
@@ -99,7 +104,12 @@ def test_streams_beyond_the_process_limit_are_refused_with_retry_after(app_confi
 
 
 def test_a_refused_or_unauthorized_stream_takes_no_slot(client, auth_headers, builds, org_id, app, monkeypatch):
-    from app.blueprints.builds.streams import slots
+    from app.blueprints.builds import streams
+
+    # This test's own count: streams of earlier tests end whenever their server notices the client left, so
+    # the process-wide count can drop mid-test and let one stream too many through.
+    slots = streams.StreamSlots()
+    monkeypatch.setattr(streams, "slots", slots)
 
     before = slots.open
     monkeypatch.setitem(app.config, "KILN_STREAMS_PER_PROCESS", before + 1)
@@ -133,11 +143,16 @@ def test_a_waiting_stream_holds_no_database_connection(client, auth_headers, bui
 
 
 @pytest.mark.timeout(60)
-def test_websocket_beyond_the_limit_is_refused_before_the_upgrade(app_config, factory):
+def test_websocket_beyond_the_limit_is_refused_before_the_upgrade(app_config, factory, monkeypatch):
     from werkzeug.serving import make_server
 
     from app import create_app
-    from app.blueprints.builds.streams import slots
+    from app.blueprints.builds import streams
+
+    # This test's own count: streams of earlier tests end whenever their server notices the client left, so
+    # the process-wide count can drop mid-test and let one stream too many through.
+    slots = streams.StreamSlots()
+    monkeypatch.setattr(streams, "slots", slots)
     from tests.builds.conftest import BuildFactory
 
     live = create_app({**app_config, "TESTING": False, "KILN_STREAMS_PER_PROCESS": 0})
