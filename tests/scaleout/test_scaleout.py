@@ -94,7 +94,9 @@ def cluster(engine_data_dir, tmp_path_factory):
                   "SECRET_KEY": secret, "KILN_STORAGE_URL": f"s3://{BUCKET}/kiln",
                   "KILN_RATE_LIMIT": "100000 per minute", "KILN_BUILD_START_LIMIT": "1000 per hour",
                   "KILN_BUILD_HEARTBEAT_INTERVAL": "1", "KILN_BUILD_HEARTBEAT_TTL": "15",
-                  "KILN_BUILD_REAPER_INTERVAL": "2"}
+                  "KILN_BUILD_REAPER_INTERVAL": "2",
+                  # Several builds at once: the free tier (the default for new orgs) runs one at a time.
+                  "KILN_DEFAULT_TIER": "enterprise"}
         from app import create_app
         from app.extensions import db
 
