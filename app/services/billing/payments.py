@@ -161,7 +161,7 @@ def _price_id(sub) -> str | None:
     if not items:
         return None
     price = items[0].get("price") or items[0].get("plan") or {}
-    return price.get("id") if hasattr(price, "get") else price
+    return price.get("id") if isinstance(price, dict) else price
 
 
 def _notify_managers(org, title: str, body: str):
@@ -172,8 +172,7 @@ def _notify_managers(org, title: str, body: str):
                              entity_type="organization", entity_id=org.id)
 
 
-def _subscription_event(event, org, account) -> dict:
-    sub = event.data.object
+def _subscription_event(event, sub: dict, org, account) -> dict:
     account.stripe_subscription_id = sub.get("id")
     account.subscription_status = "canceled" if event.type.endswith(".deleted") else sub.get("status")
     account.current_period_end = _period_end(sub)
@@ -207,8 +206,7 @@ def _subscription_event(event, org, account) -> dict:
     return {"applied": True, "tier": target.name}
 
 
-def _invoice_event(event, org, account) -> dict:
-    invoice = event.data.object
+def _invoice_event(event, invoice: dict, org, account) -> dict:
     paid = event.type == "invoice.paid"
     account.last_invoice_id = invoice.get("id")
     account.last_invoice_status = "paid" if paid else "failed"
@@ -230,15 +228,16 @@ def handle_event(event) -> dict:
     db.session.add(row)
     if event.type not in SUBSCRIPTION_EVENTS + INVOICE_EVENTS:
         return {"duplicate": False, "applied": False}
-    org, account = _org_for(event.data.object)
+    obj = event.data.object.to_dict()  # plain dicts all the way down
+    org, account = _org_for(obj)
     if org is None:
         audit.record(Actor.system(), "billing.stripe_event_unmatched", "stripe_event", None, event=event.id,
-                     type=event.type, customer=event.data.object.get("customer"))
+                     type=event.type, customer=obj.get("customer"))
         return {"duplicate": False, "applied": False}
     row.org_id = org.id
     if event.type in SUBSCRIPTION_EVENTS:
-        result = _subscription_event(event, org, account)
+        result = _subscription_event(event, obj, org, account)
     else:
-        result = _invoice_event(event, org, account)
+        result = _invoice_event(event, obj, org, account)
     db.session.flush()
     return {"duplicate": False, **result}
