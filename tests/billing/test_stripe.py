@@ -253,3 +253,27 @@ def test_webhook_signatures_are_checked(app, client, owner, stripe_on):
     # Verified but for no customer of ours: acknowledged (Stripe would retry forever), nothing changes.
     ok = post_event(client, body)
     assert ok.status_code == 200 and ok.get_json()["applied"] is False
+
+
+def test_the_billing_page_offers_checkout_then_manage_billing(app, client, factory, site_admin, owner, stripe_on):
+    """The owner (not a site admin: that is the first account) pays through Stripe."""
+    from tests.conftest import PASSWORD
+
+    assert client.post("/login", data={"email": owner.email, "password": PASSWORD}).status_code in (302, 303)
+    page = client.get("/billing").get_data(as_text=True)
+    assert "Checkout Pro" in page and "Checkout Tight" in page and "Checkout Team" not in page
+    assert "Manage billing" not in page and "Move to" not in page
+    resp = client.post("/billing/checkout", data={"tier": "pro"})
+    assert resp.status_code == 303 and resp.headers["Location"].startswith("https://checkout.stripe.test/")
+    assert "Manage billing" in client.get("/billing").get_data(as_text=True)
+    resp = client.post("/billing/portal")
+    assert resp.status_code == 303 and resp.headers["Location"].startswith("https://billing.stripe.test/")
+
+
+def test_without_stripe_the_page_keeps_the_site_admin_path(app, client, factory, site_admin, owner):
+    from tests.conftest import PASSWORD
+
+    client.post("/login", data={"email": owner.email, "password": PASSWORD})
+    page = client.get("/billing").get_data(as_text=True)
+    assert "Checkout" not in page and "Manage billing" not in page
+    assert "site administrators change plans" in page
