@@ -277,3 +277,25 @@ def test_without_stripe_the_page_keeps_the_site_admin_path(app, client, factory,
     page = client.get("/billing").get_data(as_text=True)
     assert "Checkout" not in page and "Manage billing" not in page
     assert "site administrators change plans" in page
+
+
+def test_the_end_of_a_replaced_subscription_leaves_the_plan(app, client, factory, owner, stripe_on):
+    org_id = owner.default_org_id
+    customer = _checked_out(client, factory, owner, app)
+    current = subscription(customer, stripe_on["pro"], sub_id="sub_new")
+    assert post_event(client, event("customer.subscription.created", current)).status_code == 200
+    late = event("customer.subscription.deleted",
+                 subscription(customer, stripe_on["tight"], status="canceled", sub_id="sub_old"))
+    resp = post_event(client, late)
+    assert resp.status_code == 200 and resp.get_json()["applied"] is False
+    assert _plan(app, org_id) == "pro"
+    assert _account(app, org_id).stripe_subscription_id == "sub_new"
+
+
+def test_stripe_unreachable_is_a_provider_error_and_leaves_nothing(app, client, factory, owner, stripe_on,
+                                                                   monkeypatch):
+    monkeypatch.setitem(app.config, "KILN_STRIPE_API_BASE", "http://127.0.0.1:9")  # nothing listens there
+    resp = client.post("/api/billing/checkout", json={"tier": "pro"}, headers=factory.headers(owner))
+    assert resp.status_code == 502 and resp.get_json()["error"]["code"] == "PAYMENT_PROVIDER_ERROR"
+    assert "Stripe could not create a customer" in resp.get_json()["error"]["message"]
+    assert _account(app, owner.default_org_id) is None

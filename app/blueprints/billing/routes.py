@@ -16,9 +16,9 @@ from app.models.base import utcnow
 from app.services.billing import ledger, payments, plans, tiers, usage
 from app.services.errors import Forbidden, NotFound
 
-from .schemas import (CheckoutSchema, DowngradeCheckSchema, SessionUrlSchema, WebhookResultSchema, PlanSummarySchema, SubscriptionSchema, TierChoiceSchema, TierListSchema,
-                      TierSchema, TierUpdateSchema, TokenBalanceSchema, TokenTransactionPageSchema,
-                      TokenTransactionQueryArgs, UsageSchema)
+from .schemas import (CheckoutSchema, DowngradeCheckSchema, PlanSummarySchema, SessionUrlSchema, SubscriptionSchema,
+                      TierChoiceSchema, TierListSchema, TierSchema, TierUpdateSchema, TokenBalanceSchema,
+                      TokenTransactionPageSchema, TokenTransactionQueryArgs, UsageSchema, WebhookResultSchema)
 
 blp = ApiBlueprint("billing", __name__, url_prefix="/api/billing",
                    description="Plans (tiers), usage against their limits, plan changes")

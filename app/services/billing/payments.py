@@ -134,7 +134,8 @@ def verify(payload: bytes, signature: str | None):
         raise ValidationFailed(f"Stripe-Signature: {exc.user_message or exc}",
                                {"Stripe-Signature": ["Does not match the payload and the webhook secret."]}) from None
     except ValueError as exc:
-        raise ValidationFailed(f"body: not a Stripe event ({exc})", {"body": ["Must be a JSON Stripe event."]}) from None
+        raise ValidationFailed(f"body: not a Stripe event ({exc})",
+                               {"body": ["Must be a JSON Stripe event."]}) from None
 
 
 def _org_for(obj) -> tuple[Organization | None, BillingAccount | None]:
@@ -173,11 +174,19 @@ def _notify_managers(org, title: str, body: str):
 
 
 def _subscription_event(event, sub: dict, org, account) -> dict:
-    account.stripe_subscription_id = sub.get("id")
-    account.subscription_status = "canceled" if event.type.endswith(".deleted") else sub.get("status")
-    account.current_period_end = _period_end(sub)
-    actor, status = Actor.system(), account.subscription_status
+    actor = Actor.system()
+    status = "canceled" if event.type.endswith(".deleted") else sub.get("status")
     detail = {"event": event.id, "subscription": sub.get("id"), "status": status}
+    if (account.stripe_subscription_id and sub.get("id") != account.stripe_subscription_id
+            and account.subscription_status in PAYING and status not in PAYING):
+        # The end of a subscription the org has since replaced (events may arrive out of order): the current
+        # one decides the plan.
+        audit.record(actor, "billing.subscription_updated", "organization", org.id, org_id=org.id,
+                     superseded_by=account.stripe_subscription_id, **detail)
+        return {"applied": False}
+    account.stripe_subscription_id = sub.get("id")
+    account.subscription_status = status
+    account.current_period_end = _period_end(sub)
     if status in ENDED:
         target = find_tier(current_app.config["KILN_DEFAULT_TIER"]) or find_tier("free")
     elif status in PAYING:
