@@ -81,12 +81,12 @@ def downgrade_violations(org, tier_name: str) -> list[dict]:
 
 
 def change_plan(actor: Actor, org, tier_name: str, *, is_site_admin: bool):
-    """Move the org to another tier. Without a payment provider only site admins change plans; a move down
+    """Site admins move the org to another tier (owners pay through Stripe instead, payments.py); a move down
     is refused while the org holds more than the lower tier allows (the details list what)."""
     target = get_tier(tier_name)
     if not is_site_admin:
-        raise Forbidden("Plan changes are made by this Kiln's site administrators (no payment provider is "
-                        "configured); ask one to change the plan")
+        raise Forbidden("Plans are changed here by this Kiln's site administrators; ask one, or subscribe through "
+                        "checkout (POST /api/billing/checkout) where payments are configured")
     current = tier_of(org)
     if target.name == current.name:
         return target
