@@ -20,15 +20,16 @@ SECRET_KEY = "sk_test_" + uuid.uuid4().hex
 
 
 @pytest.fixture(scope="session")
-def fake_stripe():
+def fake_stripe(tmp_path_factory):
     """localstripe on a free loopback port for the whole session; yields its base URL."""
     script = Path(__file__).with_name("fake_stripe.py")
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    log = tmp_path_factory.mktemp("localstripe") / "stderr.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=err, text=True)
     line = proc.stdout.readline().strip()
     if not line.isdigit():
         proc.kill()
-        raise RuntimeError(f"localstripe did not start: {line!r} {proc.stderr.read()[-2000:]}")
+        raise RuntimeError(f"localstripe did not start: {line!r} {log.read_text()[-2000:]}")
     yield f"http://127.0.0.1:{line}"
     proc.terminate()
     proc.wait(timeout=10)
