@@ -51,6 +51,29 @@ def _tier(value: str | None) -> str:
     return value
 
 
+def _stripe_prices(value: str | None) -> dict[str, str]:
+    """KILN_STRIPE_PRICES="pro=price_123,team=price_456": the Stripe price (or plan) id each paid tier sells as."""
+    prices: dict[str, str] = {}
+    for part in (value or "").split(","):
+        if not part.strip():
+            continue
+        tier, sep, price = part.partition("=")
+        tier, price = tier.strip().lower(), price.strip()
+        if not sep or not re.fullmatch(r"[a-z0-9_-]{1,32}", tier) or not re.fullmatch(r"[A-Za-z0-9_-]{1,255}", price):
+            raise ValueError(f"KILN_STRIPE_PRICES must read tier=price_id[,tier=price_id...], not {part.strip()!r}")
+        if tier in prices or price in prices.values():
+            raise ValueError(f"KILN_STRIPE_PRICES names {tier!r} or {price!r} twice")
+        prices[tier] = price
+    return prices
+
+
+def _stripe_api_base(value: str | None) -> str:
+    value = (value or "").strip().rstrip("/")
+    if value and not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", value):
+        raise ValueError(f"KILN_STRIPE_API_BASE must be an http(s) URL, not {value!r}")
+    return value
+
+
 def _float(env, name: str, default: str) -> float:
     value = env.get(name) or default
     try:
@@ -191,6 +214,14 @@ def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> d
         "KILN_BUILD_START_LIMIT": env.get("KILN_BUILD_START_LIMIT", "10 per hour"),
         # Billing: the tier new organizations start on (a name in billing_tiers: free|pro|team|enterprise).
         "KILN_DEFAULT_TIER": _tier(env.get("KILN_DEFAULT_TIER")),
+        # Stripe (optional): with the secret key, owners and admins pay through Checkout and manage billing in
+        # Stripe's portal; with the webhook secret, POST /api/billing/webhook applies Stripe's events. Unset:
+        # those endpoints answer 503 NOT_CONFIGURED and site admins change plans. The API base points the
+        # official library elsewhere (a local fake in tests); empty: Stripe's own.
+        "STRIPE_SECRET_KEY": (env.get("STRIPE_SECRET_KEY") or "").strip(),
+        "STRIPE_WEBHOOK_SECRET": (env.get("STRIPE_WEBHOOK_SECRET") or "").strip(),
+        "KILN_STRIPE_API_BASE": _stripe_api_base(env.get("KILN_STRIPE_API_BASE")),
+        "KILN_STRIPE_PRICES": _stripe_prices(env.get("KILN_STRIPE_PRICES")),
         # Build queue: RQ job timeout, heartbeat of a running build, retries of infrastructure failures.
         "KILN_BUILD_JOB_TIMEOUT": int(env.get("KILN_BUILD_JOB_TIMEOUT", "7200")),
         "KILN_TEST_JOB_TIMEOUT": int(env.get("KILN_TEST_JOB_TIMEOUT", "1800")),

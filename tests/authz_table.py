@@ -69,6 +69,20 @@ class SiteAdmin:
 WEBSOCKET_ROUTES = {"/api/builds/<build_id>/logs/stream"}
 
 
+# Optional integrations answer 503 NOT_CONFIGURED without their settings, which the matrix (rightly) counts as a
+# server error. Their routes are exercised configured instead: authorization and input checks answer before any
+# call leaves the app, so settings suffice. The API base is a closed loopback port: a route that did reach out
+# would fail with a 5xx here rather than pass unnoticed. tests/billing/test_stripe.py covers the calls themselves
+# (and the 503s without settings).
+_STRIPE = {"STRIPE_SECRET_KEY": "sk_test_authz", "STRIPE_WEBHOOK_SECRET": "whsec_authz",
+           "KILN_STRIPE_API_BASE": "http://127.0.0.1:9", "KILN_STRIPE_PRICES": {"pro": "price_authz_pro"}}
+SETTINGS: dict[tuple[str, str], dict] = {
+    ("POST", "/api/billing/checkout"): _STRIPE,
+    ("POST", "/api/billing/portal"): _STRIPE,
+    ("POST", "/api/billing/webhook"): _STRIPE,
+}
+
+
 TABLE: dict[tuple[str, str], object] = {
     # Public: health, docs, static, sign-up/log-in/reset flows, the invitation link itself.
     ("GET", "/static/<path:filename>"): Public(),
@@ -254,8 +268,9 @@ TABLE: dict[tuple[str, str], object] = {
     ("GET", "/organization/structure"): Page("org:read"),
     ("POST", "/organization/structure"): Page("structure:manage"),
 
-    # Billing (tests/billing): what plans allow is public.
+    # Billing (tests/billing): what plans allow is public; Stripe's signed callback carries no login.
     ("GET", "/api/billing/tiers"): Public(),
+    ("POST", "/api/billing/webhook"): Public(),
     ("PATCH", "/api/billing/tiers/<name>"): SiteAdmin(),
 }
 

@@ -8,4 +8,5 @@ from app.models.orgs import (ConversationShare, Group, GroupMember, Invitation, 
 from app.models.builds import Build, BuildArtifact, BuildStage, TestCase, TestRun  # noqa: F401
 from app.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint  # noqa: F401
 from app.models.notifications import Notification, NotificationPreference  # noqa: F401
-from app.models.billing import LIMIT_COLUMNS, TOKEN_KINDS, DeletedBuildUsage, Tier, TokenTransaction  # noqa: F401
+from app.models.billing import (LIMIT_COLUMNS, TOKEN_KINDS, BillingAccount, DeletedBuildUsage,  # noqa: F401
+                                StripeEvent, Tier, TokenTransaction)

@@ -69,3 +69,31 @@ class DeletedBuildUsage(IdMixin, OrgOwnedMixin, db.Model):
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class BillingAccount(TimestampMixin, db.Model):
+    """An organization's account with the payment provider (Stripe): its customer, its subscription as Stripe
+    last reported it, and the last invoice's outcome. No row: the org never went through checkout."""
+
+    __tablename__ = "billing_accounts"
+
+    org_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("organizations.id", ondelete="CASCADE"),
+                                              primary_key=True)
+    stripe_customer_id: Mapped[str] = mapped_column(String(255), unique=True, nullable=False)
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(255))
+    subscription_status: Mapped[str | None] = mapped_column(String(32))
+    current_period_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_invoice_id: Mapped[str | None] = mapped_column(String(255))
+    last_invoice_status: Mapped[str | None] = mapped_column(String(32))
+
+
+class StripeEvent(db.Model):
+    """A webhook event already applied: its id is the key, so a replayed or concurrently redelivered event
+    is recognised and changes nothing."""
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64), nullable=False)
+    org_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("organizations.id", ondelete="SET NULL"))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)

@@ -19,6 +19,8 @@ NOTIFICATION_KINDS: dict[str, tuple[str, bool]] = {
     "test.completed": ("Tests of a build of mine finished", False),
     "webhook.disabled": ("A webhook endpoint was disabled (admins)", True),
     "billing.quota": ("My organization neared (80%) or reached a plan limit (admins)", False),
+    "billing.payment": ("A Stripe payment failed or a plan change left my organization over its limits (admins)",
+                        True),
 }
 
 

@@ -38,10 +38,14 @@ def _push_request_context():
 
 @pytest.fixture(scope="session")
 def fuzz_app(app_config):
-    """The app without rate limits: the fuzzer sends hundreds of requests a minute as one user."""
+    """The app without rate limits: the fuzzer sends hundreds of requests a minute as one user. Stripe is
+    configured (unset, its endpoints rightly answer 503 NOT_CONFIGURED) but sells no tier and points at a closed
+    loopback port: checkout, portal and webhook answer from their own checks, never from a call that leaves."""
     from app import create_app
 
-    return create_app({**app_config, "RATELIMIT_ENABLED": False})
+    return create_app({**app_config, "RATELIMIT_ENABLED": False, "STRIPE_SECRET_KEY": "sk_test_fuzz",
+                       "STRIPE_WEBHOOK_SECRET": "whsec_fuzz", "KILN_STRIPE_API_BASE": "http://127.0.0.1:9",
+                       "KILN_STRIPE_PRICES": {}})
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,10 @@
 """Billing and usage API (API.md): tiers, the org's subscription, usage, plan summary, plan changes, the token
-ledger. No payment provider: site admins change plans (Stripe checkout, portal and webhook are not built)."""
+ledger, and Stripe's checkout, portal and signed webhook (503 NOT_CONFIGURED without STRIPE_* settings, when
+site admins change plans)."""
 from __future__ import annotations
+
+from flask import current_app, request
+from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.http.auth import current_actor, current_principal, login_required, permission_required, resolve_org
@@ -9,12 +13,12 @@ from app.http.pagination import page_of
 from app.http.schemas import camelcase
 from app.models import Organization
 from app.models.base import utcnow
-from app.services.billing import ledger, plans, tiers, usage
+from app.services.billing import ledger, payments, plans, tiers, usage
 from app.services.errors import Forbidden, NotFound
 
-from .schemas import (DowngradeCheckSchema, PlanSummarySchema, SubscriptionSchema, TierChoiceSchema, TierListSchema,
-                      TierSchema, TierUpdateSchema, TokenBalanceSchema, TokenTransactionPageSchema,
-                      TokenTransactionQueryArgs, UsageSchema)
+from .schemas import (CheckoutSchema, DowngradeCheckSchema, PlanSummarySchema, SessionUrlSchema, SubscriptionSchema,
+                      TierChoiceSchema, TierListSchema, TierSchema, TierUpdateSchema, TokenBalanceSchema,
+                      TokenTransactionPageSchema, TokenTransactionQueryArgs, UsageSchema, WebhookResultSchema)
 
 blp = ApiBlueprint("billing", __name__, url_prefix="/api/billing",
                    description="Plans (tiers), usage against their limits, plan changes")
@@ -111,6 +115,52 @@ def change_plan(data):
     plans.change_plan(current_actor(), org, data["tier"], is_site_admin=_is_site_admin())
     db.session.commit()
     return plans.subscription(org)
+
+
+def _return_url() -> str:
+    return current_app.config["KILN_BASE_URL"].rstrip("/") + "/billing"
+
+
+@blp.route("/checkout", methods=["POST"])
+@blp.arguments(CheckoutSchema)
+@blp.response(200, SessionUrlSchema, description="A Stripe Checkout session for the tier's subscription",
+              errors=(400, 401, 403, 409, 502, 503))
+@permission_required("org:manage")
+def checkout(data):
+    """Owners and admins: subscribe the org to a paid tier through Stripe Checkout (the org's Stripe customer
+    is created the first time). The webhook moves the org once Stripe reports the subscription."""
+    org, _ = resolve_org()
+    url = payments.checkout_url(current_actor(), org, data["tier"], _return_url())
+    db.session.commit()
+    return {"url": url}
+
+
+@blp.route("/portal", methods=["POST"])
+@blp.response(200, SessionUrlSchema, description="A Stripe customer portal session",
+              errors=(401, 403, 409, 502, 503))
+@permission_required("org:manage")
+def portal():
+    """Owners and admins: manage the org's payment method, invoices and subscription in Stripe's portal."""
+    org, _ = resolve_org()
+    url = payments.portal_url(current_actor(), org, _return_url())
+    db.session.commit()
+    return {"url": url}
+
+
+@blp.route("/webhook", methods=["POST"])
+@blp.response(200, WebhookResultSchema, description="The event was verified (and applied once)",
+              errors=(400, 503))
+def stripe_webhook():
+    """Public, Stripe-signed (Stripe-Signature header, STRIPE_WEBHOOK_SECRET): subscription created, updated or
+    deleted and invoice paid or failed. Each event id is applied once; a replay answers duplicate."""
+    event = payments.verify(request.get_data(), request.headers.get("Stripe-Signature"))
+    try:
+        result = payments.handle_event(event)
+        db.session.commit()
+    except IntegrityError:  # the same event delivered twice at once: the other delivery applied it
+        db.session.rollback()
+        result = {"duplicate": True, "applied": False}
+    return {"received": True, **result}
 
 
 @tokens_blp.route("/balance", methods=["GET"])

@@ -68,7 +68,8 @@ class SubscriptionSchema(CamelSchema):
     status = fields.String()
     current_period_start = Timestamp()
     current_period_end = Timestamp()
-    managed_by = fields.String(metadata={"description": "site-admin: plans change through this Kiln's admins"})
+    managed_by = fields.String(metadata={"description": "site-admin: plans change through this Kiln's admins; "
+                                                        "stripe: through the org's Stripe subscription"})
 
 
 class LimitUseSchema(CamelSchema):
@@ -136,3 +137,18 @@ TokenTransactionPageSchema = page_schema("TokenTransactionPageSchema", "transact
 
 class TokenTransactionQueryArgs(PaginationArgs):
     kind = fields.String(load_default=None, validate=validate.OneOf(TOKEN_KINDS))
+
+
+class CheckoutSchema(CamelSchema):
+    tier = fields.String(required=True, validate=validate.Length(min=1, max=32),
+                         metadata={"description": "A tier sold through Stripe (KILN_STRIPE_PRICES)"})
+
+
+class SessionUrlSchema(CamelSchema):
+    url = fields.String(metadata={"description": "Stripe's page to send the browser to"})
+
+
+class WebhookResultSchema(CamelSchema):
+    received = fields.Boolean()
+    duplicate = fields.Boolean(metadata={"description": "The event was applied before: nothing changed"})
+    applied = fields.Boolean(metadata={"description": "The event changed the organization's billing state"})
