@@ -90,12 +90,13 @@ def _authorize_stream():
     g.stream_build_id = build.id
     g.stream_after = _cursor()
     limit = int(current_app.config["KILN_STREAMS_PER_PROCESS"])
-    if not slots.take(limit):
+    counter = slots  # the slot goes back to the counter it came from
+    if not counter.take(limit):
         return error_response(503, "SERVICE_UNAVAILABLE",
                               f"This server holds its maximum of {limit} live log streams; retry later or poll "
                               f"GET /api/builds/{build.id}/logs?after=", {"streams": ["at capacity"]},
                               {"Retry-After": str(STREAMS_FULL_RETRY_AFTER)})
-    g.stream_slot = True
+    g.stream_slot = counter
     # The checks above used a database connection: give it back before the stream waits. A rollback ends the
     # transaction but keeps the caller's user and key in the session (recording an API key's use needs them).
     db.session.rollback()
@@ -105,20 +106,21 @@ def _authorize_stream():
 def _release_stream_slot(_error=None):
     # The WebSocket has ended when its view returns; a request that failed before its stream began held its
     # slot for nothing. An SSE view hands its slot to its body instead (see _hand_over_slot).
-    if g.pop("stream_slot", False):
-        slots.give_back()
+    counter = g.pop("stream_slot", None)
+    if counter is not None:
+        counter.give_back()
 
 
 def _hand_over_slot():
     """This request's stream slot, as a callable that gives it back once: an SSE body keeps it until the body
     ends or the server closes it (Flask tears the request down when the view returns, long before that)."""
-    held = g.pop("stream_slot", False)
+    held = g.pop("stream_slot", None)
 
     def give_back():
         nonlocal held
-        if held:
-            held = False
-            slots.give_back()
+        if held is not None:
+            counter, held = held, None
+            counter.give_back()
 
     return give_back
 
