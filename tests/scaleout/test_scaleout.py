@@ -102,7 +102,8 @@ def cluster(engine_data_dir, tmp_path_factory):
 
         app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": redis_url, "SECRET_KEY": secret,
                           "RATELIMIT_STORAGE_URI": redis_url, "KILN_DATA_DIR": str(root / "setup"),
-                          "KILN_ARTIFACTS_DIR": str(root / "setup" / "artifacts")})
+                          "KILN_ARTIFACTS_DIR": str(root / "setup" / "artifacts"),
+                          "KILN_DEFAULT_TIER": "enterprise"})
         with app.app_context():
             db.create_all()
         factory = Factory(app)
