@@ -51,30 +51,21 @@ def expire_due(now: datetime | None = None) -> int:
     now = now or utcnow()
     count = 0
     for tier in all_tiers():
-        if tier.retention_days is None:
-            continue
-        cutoff = now - timedelta(days=tier.retention_days)
-        builds = db.session.scalars(select(Build).join(Organization, Organization.id == Build.org_id).where(
-            Organization.plan == tier.name, Build.finished_at < cutoff, Build.artifacts_expired_at.is_(None),
-            Build.id.in_(select(BuildArtifact.build_id).where(BuildArtifact.kind.not_in(KEPT_KINDS)))))
-        for build in builds:
-            expire_artifacts(build, now)
-            count += 1
+        if tier.retention_days is not None:
+            count += _expire_past(Organization.plan == tier.name, now - timedelta(days=tier.retention_days), now)
     # Orgs on a plan no tier has any more are treated as free (tiers.tier_of): they expire with free.
-    return count + _expire_orphans(now)
-
-
-def _expire_orphans(now: datetime) -> int:
     free = find_tier("free")
-    if free.retention_days is None:
-        return 0
-    names = [t.name for t in all_tiers()]
-    cutoff = now - timedelta(days=free.retention_days)
+    if free.retention_days is not None:
+        names = [t.name for t in all_tiers()]
+        count += _expire_past(Organization.plan.not_in(names), now - timedelta(days=free.retention_days), now)
+    return count
+
+
+def _expire_past(plan_clause, cutoff: datetime, now: datetime) -> int:
+    """Expire the builds of orgs matching `plan_clause` that finished before `cutoff` and still have images."""
     builds = db.session.scalars(select(Build).join(Organization, Organization.id == Build.org_id).where(
-        Organization.plan.not_in(names), Build.finished_at < cutoff, Build.artifacts_expired_at.is_(None),
-        Build.id.in_(select(BuildArtifact.build_id).where(BuildArtifact.kind.not_in(KEPT_KINDS)))))
-    count = 0
+        plan_clause, Build.finished_at < cutoff, Build.artifacts_expired_at.is_(None),
+        Build.id.in_(select(BuildArtifact.build_id).where(BuildArtifact.kind.not_in(KEPT_KINDS))))).all()
     for build in builds:
         expire_artifacts(build, now)
-        count += 1
-    return count
+    return len(builds)
