@@ -259,6 +259,7 @@ def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> d
         "KILN_TEST_VM_TCG_THREAD": env.get("KILN_TEST_VM_TCG_THREAD", "multi"),
         "KILN_TEST_VM_ICOUNT": env.get("KILN_TEST_VM_ICOUNT", ""),
         "KILN_TEST_VM_FIRMWARE": env.get("KILN_TEST_VM_FIRMWARE", "bios"),
+        "KILN_TEST_VM_CDROM": env.get("KILN_TEST_VM_CDROM", "ide"),
         # How long a live log stream waits for a build that has not been started before it ends.
         "KILN_STREAM_PENDING_WAIT": float(env.get("KILN_STREAM_PENDING_WAIT", "60")),
         **web_process_settings(env),

@@ -38,6 +38,9 @@ PORT_RETRIES = 5
 TCG_CPU_MODEL = "qemu64,+rdrand"
 TCG_THREAD = "multi"
 MACHINE = "pc"
+# The bus an ISO is attached on: "ide" (the emulated IDE CD-ROM) or "scsi" (a virtio-scsi CD-ROM,
+# which SeaBIOS boots and Debian's initramfs drives with virtio_scsi and sr_mod).
+CDROM_BUS = "ide"
 # Under TCG on a starved host the guest's clock runs on while QEMU's timer thread waits for a CPU, so
 # the kernel's early timer check can see too few ticks and panic ("IO-APIC + timer doesn't work!",
 # seen 1 in 9 boots at load ~18 on 2 cores, issue 20). `-icount shift=auto` (needs thread=single) ties
@@ -67,6 +70,7 @@ class VMSettings:
     tcg_thread: str = TCG_THREAD
     icount: str = TCG_ICOUNT        # "-icount" under TCG (forces thread=single); "" for none
     firmware: str = "bios"
+    cdrom: str = CDROM_BUS          # the bus an ISO is attached on: "ide" or "scsi" (virtio-scsi)
 
     @classmethod
     def from_config(cls, config: Mapping) -> "VMSettings":
@@ -103,7 +107,8 @@ class VMSettings:
                    cpu_model=text("KILN_TEST_VM_CPU_MODEL", TCG_CPU_MODEL),
                    tcg_thread=one_of("KILN_TEST_VM_TCG_THREAD", TCG_THREAD, ("multi", "single")),
                    icount=text("KILN_TEST_VM_ICOUNT", TCG_ICOUNT),
-                   firmware=one_of("KILN_TEST_VM_FIRMWARE", "bios", ("bios", "uefi")))
+                   firmware=one_of("KILN_TEST_VM_FIRMWARE", "bios", ("bios", "uefi")),
+                   cdrom=one_of("KILN_TEST_VM_CDROM", CDROM_BUS, ("ide", "scsi")))
 
 
 class VMError(Exception):
@@ -235,7 +240,7 @@ class VM:
                  log: LogFn | None = None, accel: str | None = None, memory_mb: int | None = None,
                  cpus: int | None = None, firmware: str | None = None, machine: str | None = None,
                  cpu_model: str | None = None, tcg_thread: str | None = None, rng: bool = True,
-                 icount: str | None = None, settings: VMSettings | None = None):
+                 icount: str | None = None, cdrom: str | None = None, settings: VMSettings | None = None):
         if fmt not in ("iso", "qcow2"):
             raise VMError(f"format {fmt!r} does not boot; only iso and qcow2 images can be started")
         image = Path(image)
@@ -256,6 +261,9 @@ class VM:
         self.tcg_thread = tcg_thread or settings.tcg_thread
         self.rng = rng
         self.icount = icount if icount is not None else settings.icount
+        self.cdrom = cdrom or settings.cdrom
+        if self.cdrom not in ("ide", "scsi"):
+            raise VMError(f"cdrom bus {self.cdrom!r} is not one of ide, scsi")
         self.id = uuid.uuid4().hex[:8]
         # Unix socket paths are limited to ~107 bytes; keep the run dir short.
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"kiln-vm-{self.id}-"))
@@ -280,6 +288,10 @@ class VM:
 
     def _disk_args(self) -> list[str]:
         if self.fmt == "iso":
+            if self.cdrom == "scsi":
+                return ["-device", "virtio-scsi-pci,id=scsi0",
+                        "-drive", f"file={self.image},format=raw,media=cdrom,readonly=on,if=none,id=cd0",
+                        "-device", "scsi-cd,bus=scsi0.0,drive=cd0,bootindex=0"]
             return ["-drive", f"file={self.image},media=cdrom,readonly=on,if=ide,index=0", "-boot", "d"]
         overlay = self.run_dir / "overlay.qcow2"
         if not overlay.exists():
