@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import socket
 import statistics
 import sys
@@ -46,6 +47,15 @@ from app.engine.testing.vm import VM, VMError, VMSettings  # noqa: E402
 
 VM_KEYS = {"thread": "tcg_thread", "cpu": "cpu_model", "machine": "machine", "rng": "rng", "icount": "icount", "cdrom": "cdrom"}
 print_lock = threading.Lock()
+live_vms: set[VM] = set()  # running VMs, stopped if the bench is stopped
+
+
+def stop_all(*_: object) -> None:
+    """SIGTERM: stop every running VM, then exit (boots run in threads, so unwinding alone would wait for them
+    and a killed bench left QEMU processes behind)."""
+    for vm in list(live_vms):
+        vm.stop()
+    os._exit(143)
 
 
 def say(line: str) -> None:
@@ -123,8 +133,10 @@ def one_boot(image: Path, fmt: str, until: str, timeout: float, work: Path, vari
            "console": ""}
     try:
         vm = VM(image, fmt, work, forward=[("tcp", 22)], settings=settings, **variant)
+        live_vms.add(vm)
         vm.__enter__()
     except VMError as err:
+        live_vms.discard(vm)
         row["reason"] = str(err)
         return row
     try:
@@ -151,6 +163,7 @@ def one_boot(image: Path, fmt: str, until: str, timeout: float, work: Path, vari
         return row
     finally:
         vm.stop()
+        live_vms.discard(vm)
 
 
 def reference_recipe() -> dict:
@@ -194,6 +207,7 @@ def median(values: list[float]) -> str:
 
 
 def main() -> int:
+    signal.signal(signal.SIGTERM, stop_all)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("image", type=Path, nargs="?")
     parser.add_argument("--runs", type=int, default=30, help="boots per variant (default 30)")

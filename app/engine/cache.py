@@ -27,7 +27,7 @@ def link_or_copy(src: Path, dst: Path) -> None:
 
 # Bump when what the engine makes of a recipe changes (the sandbox, the kernel command line, ...): a result
 # cached by an older engine is not the image this one would build, so it must not be served for it.
-RESULT_REVISION = 4  # 3: reproducible images; 4: trimmed boot path
+RESULT_REVISION = 5  # 3: reproducible images; 4: trimmed boot path; 5: no GRUB menu wait
 
 
 class ResultCache:

@@ -88,8 +88,13 @@ def make_iso(ctx: BuildContext, root: Path, recipe: dict, out: Path, epoch: int)
     (grub / "grub.cfg").write_text(f"""serial --unit=0 --speed=115200
 terminal_input console serial
 terminal_output console serial
-set timeout=2
 set default=0
+set timeout=0
+# One entry, so no menu wait (it was 2 s of every boot); holding Shift as GRUB starts shows the menu
+# to edit the kernel command line on real hardware.
+if keystatus --shift; then
+    set timeout=-1
+fi
 
 menuentry "{recipe['name']} (Debian {recipe['release']}, live)" {{
     linux /live/vmlinuz {kernel_cmdline(root, live=True)}

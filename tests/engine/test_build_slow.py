@@ -23,6 +23,16 @@ def test_iso_squashfs_contains_sshd(built_artifacts, tmp_path):
     assert "usr/sbin/sshd" in listing
 
 
+def test_iso_grub_boots_at_once_unless_shift_is_held(built_artifacts, tmp_path):
+    subprocess.run(["xorriso", "-osirrox", "on", "-indev", str(built_artifacts["iso"]), "-extract",
+                    "/boot/grub/grub.cfg", str(tmp_path / "grub.cfg")], check=True, capture_output=True)
+    lines = [line.strip() for line in (tmp_path / "grub.cfg").read_text().splitlines()]
+    # The menu's wait was 2 s of every boot; the menu is still reachable by holding Shift.
+    assert "set timeout=0" in lines and "if keystatus --shift; then" in lines
+    assert not any(line.startswith("set timeout=") and line not in ("set timeout=0", "set timeout=-1")
+                   for line in lines)
+
+
 def test_iso_has_el_torito_boot_catalog(built_artifacts):
     report = subprocess.run(["xorriso", "-indev", str(built_artifacts["iso"]), "-report_el_torito", "plain"],
                             capture_output=True, text=True, check=True).stdout
