@@ -100,6 +100,8 @@ def reclaim_staging(settings: EngineSettings) -> tuple[list[Path], list[str]]:
                 os.close(fd)
                 continue  # its maker is alive and working in it
             try:
+                if not staging.exists():
+                    continue  # its maker renamed it into place and then let go: the lock was the entry's
                 kill_processes_under(staging)
                 remove_tree(staging)
                 reclaimed.append(staging)
