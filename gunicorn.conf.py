@@ -14,7 +14,8 @@ from app.config import web_process_settings  # noqa: E402
 wsgi_app = "wsgi:app"
 
 # --- Live log streams and thread sizing (issue 13, load) -----------------------------------------------------
-# Each live log stream (SSE or WebSocket) holds a thread for as long as it is open, and holds no database
+# Each live log stream (SSE or WebSocket) and each chat reply stream (from the model's call to its last event)
+# holds a thread for as long as it is open (app/http/streams.py counts them). A log stream holds no database
 # connection while it waits (it blocks on Redis with a timeout). A worker gets one thread per stream slot plus
 # KILN_WEB_THREADS for every other request; the stream endpoints answer 503 with Retry-After beyond
 # KILN_STREAMS_PER_PROCESS, so the ordinary requests always keep their threads. bench/web.py measures it:

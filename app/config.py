@@ -122,10 +122,10 @@ def _whole(env, name: str, default: int, minimum: int) -> int:
 
 
 def web_process_settings(env: os._Environ | dict | None = None) -> dict:
-    """How many live log streams (SSE and WebSocket) one web process holds at once, and how many threads it
-    keeps for every other request besides them. gunicorn.conf.py sizes the process from these (threads =
-    both), and the stream endpoints answer 503 to a stream beyond the first number, so ordinary requests
-    always find a thread."""
+    """How many live streams (build logs over SSE and WebSocket, chat replies) one web process holds at once,
+    and how many threads it keeps for every other request besides them. gunicorn.conf.py sizes the process
+    from these (threads = both), and the stream endpoints answer 503 to a stream beyond the first number, so
+    ordinary requests always find a thread."""
     env = os.environ if env is None else env
     return {
         "KILN_STREAMS_PER_PROCESS": _whole(env, "KILN_STREAMS_PER_PROCESS", 200, 0),

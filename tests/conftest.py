@@ -185,6 +185,18 @@ def auth_headers(factory, user):
     return factory.headers(user)
 
 
+@pytest.fixture
+def stream_slots(monkeypatch):
+    """This test's own count of the web process's stream slots (app/http/streams.py): streams of earlier tests
+    end whenever their server notices the client left, so the process-wide count can drop mid-test and let one
+    stream too many through."""
+    from app.http import streams
+
+    slots = streams.StreamSlots()
+    monkeypatch.setattr(streams, "slots", slots)
+    return slots
+
+
 def pytest_report_header(config):
     return f"kiln database: {DB_KIND}"
 

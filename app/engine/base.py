@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .context import BuildContext
 from .fsutil import remove_tree, tree_size
+from .locks import make_staging
 from .reproducible import BASE_EPOCH
 from .sandbox import ENV as SANDBOX_ENV
 
@@ -159,9 +160,8 @@ def ensure_base(ctx: BuildContext, release: str, bootable: bool) -> Path:
 def _build_base(ctx: BuildContext, release: str, bootable: bool, key: str, final: Path) -> None:
     settings = ctx.settings
     packages = base_packages(bootable)
-    staging = settings.cache_dir / "base" / f".tmp-{key}-{os.getpid()}-{time.monotonic_ns()}"
-    remove_tree(staging)
-    staging.mkdir(parents=True)
+    staging, lock = make_staging(settings.cache_dir / "base", key)
+    ctx.cleanup.push("base staging lock", lambda: os.close(lock))  # LIFO: held until the tree is gone
     ctx.cleanup.push("base staging", lambda: remove_tree(staging))
     debs = staging / "debs"
     apt_cache = settings.cache_dir / "apt"

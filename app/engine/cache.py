@@ -6,6 +6,7 @@ on another filesystem), which makes a cache hit take milliseconds.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -13,7 +14,8 @@ import time
 from pathlib import Path
 
 from .fsutil import remove_tree
-from .locks import file_lock
+from .locks import STAGING_PREFIX, file_lock, make_staging
+from .process import kill_processes_under
 from .settings import EngineSettings
 
 
@@ -59,9 +61,7 @@ class ResultCache:
         final = self.entry(recipe_hash, fmt)
         if final.exists():
             return
-        self.root.mkdir(parents=True, exist_ok=True)
-        staging = self.root / f".tmp-{final.name}-{os.getpid()}-{time.monotonic_ns()}"
-        staging.mkdir()
+        staging, lock = make_staging(self.root, final.name)
         try:
             link_or_copy(artifact, staging / artifact.name)
             link_or_copy(manifest, staging / "manifest.json")
@@ -73,6 +73,43 @@ class ResultCache:
             os.rename(staging, final)
         except OSError:
             shutil.rmtree(staging, ignore_errors=True)  # another build stored it first
+        finally:
+            os.close(lock)
+
+
+def reclaim_staging(settings: EngineSettings) -> tuple[list[Path], list[str]]:
+    """Remove the staging directories (`.tmp-*`, see locks.make_staging) of base layers and results whose
+    maker died halfway, SIGKILLed or with its machine; they can hold gigabytes. A live maker holds the
+    directory's lock, so it keeps it, in this or any other process on the host. What still works inside a
+    dead maker's directory (mmdebstrap and apt outlive a killed Python parent) is killed first, then the tree
+    is unmounted and deleted. Returns the directories removed and, for those that could not be, why."""
+    reclaimed, problems = [], []
+    for parent in (settings.cache_dir / "base", settings.cache_dir / "results"):
+        try:
+            found = sorted(p for p in parent.iterdir() if p.name.startswith(STAGING_PREFIX))
+        except FileNotFoundError:
+            continue
+        for staging in found:
+            try:
+                fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
+            except FileNotFoundError:
+                continue  # renamed into place or reclaimed just now
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue  # its maker is alive and working in it
+            try:
+                if not staging.exists():
+                    continue  # its maker renamed it into place and then let go: the lock was the entry's
+                kill_processes_under(staging)
+                remove_tree(staging)
+                reclaimed.append(staging)
+            except Exception as err:  # noqa: BLE001 - one stuck tree must not keep the others
+                problems.append(f"{staging}: {err}")
+            finally:
+                os.close(fd)
+    return reclaimed, problems
 
 
 # ---- LRU eviction across results, base layers and the .deb cache ---------------------------

@@ -5,6 +5,7 @@ import contextlib
 import fcntl
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -40,3 +41,31 @@ def atomic_write(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+STAGING_PREFIX = ".tmp-"
+
+
+def make_staging(parent: Path, name: str) -> tuple[Path, int]:
+    """A new empty directory `parent/.tmp-{name}-{pid}-{ns}` to build a cache entry in before it is renamed
+    into place, and the fd of the flock this process holds on it until it closes the fd.
+
+    The lock says its maker is alive: the kernel lets go of it when the process dies, SIGKILLed too, in any
+    pid namespace and whatever pid comes next, so reclaim_staging (cache.py) needs no guess from the pid in
+    the name (which only tells a person whose it was). The directory is made and locked under another name
+    first and then renamed, so it is never seen unlocked under its `.tmp-` name."""
+    parent.mkdir(parents=True, exist_ok=True)
+    suffix = f"{name}-{os.getpid()}-{time.monotonic_ns()}"
+    making = parent / f".new-{suffix}"
+    making.mkdir()
+    fd = os.open(making, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # nobody else knows the name yet: this never waits
+        staging = parent / f"{STAGING_PREFIX}{suffix}"
+        os.rename(making, staging)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            making.rmdir()
+        raise
+    return staging, fd

@@ -7,11 +7,13 @@ line by line to the caller instead of being buffered until exit.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import threading
 import time
 from collections import deque
+from pathlib import Path
 from typing import Callable, Sequence
 
 LineSink = Callable[[str], None]
@@ -65,6 +67,41 @@ def _group_alive(pgid: int) -> bool:
         return False
     except PermissionError:
         return True
+
+
+def processes_under(path: Path) -> list[int]:
+    """Processes whose command line names something inside `path`, or whose working or root directory is in it."""
+    inside = re.compile(re.escape(str(path)) + r"(?:/|$|[\s,:=])")
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            where = [os.readlink(entry / "cwd"), os.readlink(entry / "root")]
+        except OSError:
+            continue
+        if inside.search(cmdline) or any(inside.match(w) for w in where):
+            found.append(int(entry.name))
+    return found
+
+
+def kill_processes_under(path: Path, timeout: float = 10.0) -> int:
+    """SIGKILL every process found under `path` until none is left; returns how many were killed."""
+    killed: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = processes_under(path)
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+    return len(killed)
 
 
 def run(

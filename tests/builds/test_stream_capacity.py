@@ -58,18 +58,12 @@ def _get(port: int, path: str, token: str) -> tuple[http.client.HTTPConnection, 
 
 
 @pytest.mark.timeout(60)
-def test_streams_beyond_the_process_limit_are_refused_with_retry_after(app_config, factory, monkeypatch):
-    from app.blueprints.builds import streams
-
-    # This test's own count: streams of earlier tests end whenever their server notices the client left, so
-    # the process-wide count can drop mid-test and let one stream too many through.
-    slots = streams.StreamSlots()
-    monkeypatch.setattr(streams, "slots", slots)
+def test_streams_beyond_the_process_limit_are_refused_with_retry_after(app_config, factory, stream_slots):
     from tests.builds.conftest import BuildFactory
 
     owner = factory.user(email="streams-full@example.com")
     token = factory.token(owner)
-    before = slots.open
+    before = stream_slots.open
     with serving(app_config, KILN_STREAMS_PER_PROCESS=before + 1) as (live, port):
         build_id = BuildFactory(live).create(owner.default_org_id, status="building")
         held, head = _open_stream(port, _stream_url(build_id), token)
@@ -93,25 +87,20 @@ def test_streams_beyond_the_process_limit_are_refused_with_retry_after(app_confi
             held.close()
         # The server notices at its next write (a keepalive at the latest; log lines here) and frees the slot.
         deadline = time.monotonic() + 40
-        while slots.open > before and time.monotonic() < deadline:
+        while stream_slots.open > before and time.monotonic() < deadline:
             append_log(live, build_id, [("package", "info", "a line nobody reads")])
             time.sleep(0.2)
-        assert slots.open == before
+        assert stream_slots.open == before
         again, head = _open_stream(port, _stream_url(build_id), token)
         assert head.startswith(b"HTTP/1.1 200")
         again.shutdown(socket.SHUT_RDWR)
         again.close()
 
 
-def test_a_refused_or_unauthorized_stream_takes_no_slot(client, auth_headers, builds, org_id, app, monkeypatch):
-    from app.blueprints.builds import streams
+def test_a_refused_or_unauthorized_stream_takes_no_slot(client, auth_headers, builds, org_id, app, monkeypatch,
+                                                       stream_slots):
 
-    # This test's own count: streams of earlier tests end whenever their server notices the client left, so
-    # the process-wide count can drop mid-test and let one stream too many through.
-    slots = streams.StreamSlots()
-    monkeypatch.setattr(streams, "slots", slots)
-
-    before = slots.open
+    before = stream_slots.open
     monkeypatch.setitem(app.config, "KILN_STREAMS_PER_PROCESS", before + 1)
     build_id = builds.create(org_id, status="succeeded")
     assert client.get(_stream_url(build_id)).status_code == 401
@@ -119,9 +108,9 @@ def test_a_refused_or_unauthorized_stream_takes_no_slot(client, auth_headers, bu
     # A finished build's stream replays and ends; its slot comes back when the body is closed.
     done = client.get(_stream_url(build_id), headers=auth_headers)
     assert done.status_code == 200 and "event: done" in done.get_data(as_text=True)
-    assert slots.open == before  # given back when the stream ended
+    assert stream_slots.open == before  # given back when the stream ended
     done.close()  # what a WSGI server does with every body: the slot is not given back twice
-    assert slots.open == before
+    assert stream_slots.open == before
 
 
 def test_a_waiting_stream_holds_no_database_connection(client, auth_headers, builds, org_id, app):
@@ -143,16 +132,10 @@ def test_a_waiting_stream_holds_no_database_connection(client, auth_headers, bui
 
 
 @pytest.mark.timeout(60)
-def test_websocket_beyond_the_limit_is_refused_before_the_upgrade(app_config, factory, monkeypatch):
+def test_websocket_beyond_the_limit_is_refused_before_the_upgrade(app_config, factory, stream_slots):
     from werkzeug.serving import make_server
 
     from app import create_app
-    from app.blueprints.builds import streams
-
-    # This test's own count: streams of earlier tests end whenever their server notices the client left, so
-    # the process-wide count can drop mid-test and let one stream too many through.
-    slots = streams.StreamSlots()
-    monkeypatch.setattr(streams, "slots", slots)
     from tests.builds.conftest import BuildFactory
 
     live = create_app({**app_config, "TESTING": False, "KILN_STREAMS_PER_PROCESS": 0})
@@ -160,7 +143,7 @@ def test_websocket_beyond_the_limit_is_refused_before_the_upgrade(app_config, fa
     build_id = BuildFactory(live).create(owner.default_org_id, status="building")
     server = make_server("127.0.0.1", 0, live, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    before = slots.open
+    before = stream_slots.open
     try:
         url = f"ws://127.0.0.1:{server.server_port}/api/builds/{build_id}/logs/stream?token={factory.token(owner)}"
         with pytest.raises(websocket.WebSocketBadStatusException) as refused:
@@ -169,7 +152,7 @@ def test_websocket_beyond_the_limit_is_refused_before_the_upgrade(app_config, fa
         assert int(dict(refused.value.resp_headers)["retry-after"]) >= 1
     finally:
         server.shutdown()
-    assert slots.open == before
+    assert stream_slots.open == before
 
 
 def test_gunicorn_gives_each_stream_slot_a_thread_besides_the_ordinary_ones(monkeypatch, tmp_path):

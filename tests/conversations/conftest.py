@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import PASSWORD
+from tests.planner.fake_llm import FakeLLM
 
 
 @pytest.fixture(autouse=True)
@@ -56,3 +57,14 @@ def login(client):
         return user
 
     return run
+
+
+@pytest.fixture
+def llm(app, monkeypatch):
+    """The app's planner talks to a real local chat-completions server (the fake of the external LLM)."""
+    fake = FakeLLM()
+    monkeypatch.setitem(app.config, "KILN_LLM_URL", fake.url)
+    monkeypatch.setitem(app.config, "KILN_LLM_MODEL", "tiny-test")
+    monkeypatch.setitem(app.config, "KILN_LLM_TIMEOUT", 20.0)
+    yield fake
+    fake.close()

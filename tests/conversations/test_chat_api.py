@@ -197,3 +197,51 @@ def test_v1_alias_serves_chat(client, auth_headers, chat):
     cid = chat("install htop")["conversationId"]
     resp = client.get(f"/api/v1/conversations/{cid}/recipe", headers=auth_headers)
     assert resp.status_code == 200 and "htop" in resp.json["recipe"]["packages"]
+
+
+def test_the_reply_stream_takes_a_stream_slot_and_is_refused_before_any_work_when_none_is_free(
+        client, auth_headers, conversation, llm, package_indexes, stream_slots, monkeypatch, app):
+    """The reply holds a web thread from the model's call to its last event, like a live log stream: it counts
+    against KILN_STREAMS_PER_PROCESS, and a refused request asks no model and writes no message."""
+    cid = conversation["id"]
+    query = {"conversationId": cid, "message": "add nginx"}
+    before = stream_slots.open
+    monkeypatch.setitem(app.config, "KILN_STREAMS_PER_PROCESS", before + 1)
+    assert stream_slots.take(before + 1)  # another stream holds the last slot
+    refused = client.get("/api/chat/stream", query_string=query, headers=auth_headers)
+    assert refused.status_code == 503 and refused.mimetype == "text/event-stream"
+    assert int(refused.headers["Retry-After"]) >= 1
+    (name, data), = parse_sse(refused.get_data(as_text=True))
+    error = json.loads(data)["error"]
+    assert name == "error" and error["code"] == "SERVICE_UNAVAILABLE"
+    assert error["details"] == {"streams": ["at capacity"]} and error["traceId"]
+    assert llm.requests == []  # no model call, so no tokens
+    kinds = [t["kind"] for t in client.get("/api/tokens/transactions", headers=auth_headers).json["transactions"]]
+    assert "consume" not in kinds
+    assert client.get(f"/api/conversations/{cid}", headers=auth_headers).json["messages"] == []
+    assert stream_slots.open == before + 1  # the refusal took nothing
+
+    stream_slots.give_back()  # the other stream ends: the next try gets its slot
+    llm.reply_tools(("add_packages", {"packages": ["nginx"]}))
+    resp = client.get("/api/chat/stream", query_string=query, headers=auth_headers)
+    assert resp.status_code == 200
+    assert stream_slots.open == before + 1  # the body holds it until it has been sent
+    names = [name for name, _ in parse_sse(resp.get_data(as_text=True))]
+    assert names[-2:] == ["recipe", "done"]
+    assert stream_slots.open == before
+    resp.close()  # what a WSGI server does with every body: the slot is not given back twice
+    assert stream_slots.open == before
+    assert len(llm.requests) == 1
+    roles = [m["role"] for m in client.get(f"/api/conversations/{cid}", headers=auth_headers).json["messages"]]
+    assert roles == ["user", "assistant"]
+
+
+def test_a_reply_stream_that_fails_after_taking_its_slot_gives_it_back(client, auth_headers, stream_slots,
+                                                                        monkeypatch, app):
+    before = stream_slots.open
+    monkeypatch.setitem(app.config, "KILN_STREAMS_PER_PROCESS", before + 1)
+    missing = {"conversationId": "00000000-0000-0000-0000-000000000000", "message": "hi"}
+    resp = client.get("/api/chat/stream", query_string=missing, headers=auth_headers)
+    (name, data), = parse_sse(resp.get_data(as_text=True))
+    assert resp.status_code == 404 and json.loads(data)["error"]["code"] == "NOT_FOUND"
+    assert stream_slots.open == before

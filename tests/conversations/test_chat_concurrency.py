@@ -6,20 +6,6 @@ and the chat answer must then be refused with a 409 instead of silently undoing 
 """
 from __future__ import annotations
 
-import pytest
-
-from tests.planner.fake_llm import FakeLLM
-
-
-@pytest.fixture
-def llm(app, monkeypatch):
-    fake = FakeLLM()
-    monkeypatch.setitem(app.config, "KILN_LLM_URL", fake.url)
-    monkeypatch.setitem(app.config, "KILN_LLM_MODEL", "tiny-test")
-    monkeypatch.setitem(app.config, "KILN_LLM_TIMEOUT", 20.0)
-    yield fake
-    fake.close()
-
 
 def _edit_while_planning(app, auth_headers, cid, hostname):
     """on_request hook: a direct recipe edit from another request (another thread, its own session)."""

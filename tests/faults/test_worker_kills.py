@@ -83,8 +83,10 @@ def test_sigkilled_workers_lose_no_build_and_leave_nothing_behind(app, client, f
     for name in killed:
         assert _procs_under(scratch / name) == [] and _mounts_under(scratch / name) == [], name
     for cache in ("results", "base"):
+        # The cache entries the dead workers were making (staging dirs, with mmdebstrap's mounts and commands).
         directory = engine_data_dir / "cache" / cache
         assert [p.name for p in directory.iterdir() if p.name.startswith(".tmp-")] == [], cache
+        assert _procs_under(directory) == [] and _mounts_under(directory) == [], cache
 
     outcomes = {}
     for build_id, build in rows.items():

@@ -8,9 +8,9 @@ waited for KILN_STREAM_PENDING_WAIT seconds at most; then the stream says `end` 
 and closes, so such streams never hold a server thread for good. Streams only read: the workers' reaper,
 not a reader, notices a build whose worker died.
 
-Each open stream holds one server thread, so one web process holds at most KILN_STREAMS_PER_PROCESS of
-them (gunicorn.conf.py gives it that many threads plus KILN_WEB_THREADS for every other request); a stream
-beyond that is answered 503 with Retry-After, and the page falls back to polling. While it waits, a stream
+Each open stream holds one server thread and so one of the process's stream slots (app/http/streams.py,
+shared with the chat reply stream); a stream beyond KILN_STREAMS_PER_PROCESS is answered 503 with
+Retry-After, and the page falls back to polling. While it waits, a stream
 holds no database connection: it reads the build, closes its session, then blocks on Redis.
 
 Authentication and the tenant check run in this blueprint's before_request, i.e. before the WebSocket
@@ -20,16 +20,15 @@ WebSocket or EventSource, so `?token=` (a JWT or API key) is accepted here besid
 from __future__ import annotations
 
 import json
-import threading
 import time
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, current_app, g, request, stream_with_context
+from flask import Blueprint, current_app, g, request, stream_with_context
 from sqlalchemy.orm import defer
 
 from app.extensions import db, sock
+from app.http import streams as stream_slots
 from app.http.auth import accept_query_token, authorize, current_actor
-from app.http.errors import error_response
 from app.models import Build
 from app.services.builds import logs, reads, signals
 from app.services.errors import Forbidden
@@ -46,29 +45,6 @@ accept_query_token(stream_blp)
 IDLE_TICK = 3.0
 KEEPALIVE_TICKS = 5  # a comment line every 15 s keeps proxies from closing an idle stream
 CANCEL_DRAIN_SECONDS = 30  # after a cancel, how long to wait for the worker's last lines
-STREAMS_FULL_RETRY_AFTER = 10  # seconds a client refused for lack of a stream slot is told to wait
-
-
-class StreamSlots:
-    """The live streams this process holds now; each holds a server thread until it ends."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.open = 0
-
-    def take(self, limit: int) -> bool:
-        with self._lock:
-            if self.open >= limit:
-                return False
-            self.open += 1
-            return True
-
-    def give_back(self) -> None:
-        with self._lock:
-            self.open -= 1
-
-
-slots = StreamSlots()
 
 
 def _origin_allowed() -> bool:
@@ -89,40 +65,14 @@ def _authorize_stream():
     build = reads.get_build(org, (request.view_args or {}).get("build_id"), actor=current_actor(), role=role)
     g.stream_build_id = build.id
     g.stream_after = _cursor()
-    limit = int(current_app.config["KILN_STREAMS_PER_PROCESS"])
-    counter = slots  # the slot goes back to the counter it came from
-    if not counter.take(limit):
-        return error_response(503, "SERVICE_UNAVAILABLE",
-                              f"This server holds its maximum of {limit} live log streams; retry later or poll "
-                              f"GET /api/builds/{build.id}/logs?after=", {"streams": ["at capacity"]},
-                              {"Retry-After": str(STREAMS_FULL_RETRY_AFTER)})
-    g.stream_slot = counter
+    stream_slots.take_slot("live log streams", f"retry later or poll GET /api/builds/{build.id}/logs?after=")
     # The checks above used a database connection: give it back before the stream waits. A rollback ends the
     # transaction but keeps the caller's user and key in the session (recording an API key's use needs them).
     db.session.rollback()
 
 
-@stream_blp.teardown_request
-def _release_stream_slot(_error=None):
-    # The WebSocket has ended when its view returns; a request that failed before its stream began held its
-    # slot for nothing. An SSE view hands its slot to its body instead (see _hand_over_slot).
-    counter = g.pop("stream_slot", None)
-    if counter is not None:
-        counter.give_back()
-
-
-def _hand_over_slot():
-    """This request's stream slot, as a callable that gives it back once: an SSE body keeps it until the body
-    ends or the server closes it (Flask tears the request down when the view returns, long before that)."""
-    held = g.pop("stream_slot", None)
-
-    def give_back():
-        nonlocal held
-        if held is not None:
-            counter, held = held, None
-            counter.give_back()
-
-    return give_back
+# The WebSocket has ended when its view returns; an SSE view hands its slot to its body (event_stream).
+stream_blp.teardown_request(stream_slots.release_slot)
 
 
 def _cursor() -> int:
@@ -219,30 +169,23 @@ def build_events(build_id):
     """Server-sent events: `status` (the /status body), `log` (id = seq), then `done`, or `end` for a build
     that was not started in time."""
     build_key, after = g.stream_build_id, g.stream_after
-    give_back_slot = _hand_over_slot()
 
     def generate():
-        try:
-            yield "retry: 3000\n\n"
-            idle = 0
-            for kind, data in follow(build_key, after):
-                if kind == "log":
-                    idle = 0
-                    yield f"id: {data['seq']}\nevent: log\ndata: {json.dumps(LogLineSchema().dump(data))}\n\n"
-                elif kind == "status":
-                    yield f"event: status\ndata: {json.dumps(data)}\n\n"
-                elif kind in ("done", "end"):
-                    ending = StreamEndSchema().dump(_ending(build_key, kind, data))
-                    yield f"event: {kind}\ndata: {json.dumps(ending)}\n\n"
-                    return
-                else:
-                    idle += 1
-                    if idle % KEEPALIVE_TICKS == 0:
-                        yield ": keepalive\n\n"
-        finally:
-            give_back_slot()
+        yield "retry: 3000\n\n"
+        idle = 0
+        for kind, data in follow(build_key, after):
+            if kind == "log":
+                idle = 0
+                yield f"id: {data['seq']}\nevent: log\ndata: {json.dumps(LogLineSchema().dump(data))}\n\n"
+            elif kind == "status":
+                yield f"event: status\ndata: {json.dumps(data)}\n\n"
+            elif kind in ("done", "end"):
+                ending = StreamEndSchema().dump(_ending(build_key, kind, data))
+                yield f"event: {kind}\ndata: {json.dumps(ending)}\n\n"
+                return
+            else:
+                idle += 1
+                if idle % KEEPALIVE_TICKS == 0:
+                    yield ": keepalive\n\n"
 
-    response = Response(stream_with_context(generate()), mimetype="text/event-stream",
-                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    response.call_on_close(give_back_slot)  # a body closed before it started never runs generate()
-    return response
+    return stream_slots.event_stream(stream_with_context(generate()))

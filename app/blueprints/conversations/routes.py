@@ -7,6 +7,7 @@ from flask import Response, current_app, request
 from flask.views import MethodView
 
 from app.extensions import db
+from app.http import streams as stream_slots
 from app.http.auth import authorize, current_actor, current_principal, permission_required
 from app.http.blueprint import ApiBlueprint
 from app.http.errors import trace_id
@@ -25,6 +26,8 @@ from .schemas import (ChatResultSchema, ChatSchema, ChatStreamArgs, Conversation
 blp = ApiBlueprint("conversations", __name__, url_prefix="/api/conversations",
                    description="Conversations and their recipe versions")
 chat_blp = ApiBlueprint("chat", __name__, url_prefix="/api/chat", description="Chat with the recipe assistant")
+# The reply stream's slot, should the request fail before its body takes it over (see chat_stream).
+chat_blp.teardown_request(stream_slots.release_slot)
 
 
 # ---- helpers shared with the page views ----------------------------------------------------------
@@ -192,10 +195,11 @@ def reply_chunks(text: str, words: int = 3) -> list[str]:
     return ["".join(tokens[i:i + words]) for i in range(0, len(tokens), words)]
 
 
-def _error_stream(status: int, code: str, message: str, details: dict) -> Response:
-    body = {"error": {"code": code, "message": message, "details": details, "traceId": trace_id()}}
-    return Response(sse("error", body), status=status, mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+def _error_stream(err: DomainError) -> Response:
+    body = {"error": {"code": err.code, "message": err.message, "details": err.details, "traceId": trace_id()}}
+    retry_after = getattr(err, "retry_after", None)
+    return stream_slots.event_stream([sse("error", body)], status=err.status,
+                        headers={"Retry-After": str(retry_after)} if retry_after else None)
 
 
 def _check_stream_csrf(token: str | None) -> None:
@@ -220,7 +224,9 @@ def _check_stream_csrf(token: str | None) -> None:
 def chat_stream():
     """Send a message and receive the reply as Server-Sent Events.
 
-    Errors are sent as an `error` event carrying the usual envelope, with the matching HTTP status.
+    Errors are sent as an `error` event carrying the usual envelope, with the matching HTTP status. The reply
+    counts as one of the process's live streams (KILN_STREAMS_PER_PROCESS): when none is free the answer is
+    503 with Retry-After, before the message is stored or any model is asked.
     """
     from marshmallow import ValidationError
 
@@ -235,10 +241,14 @@ def chat_stream():
                                    details) from None
         authorize("conversations:write")
         _check_stream_csrf(request.args.get("csrf_token"))
+        # The reply holds this thread from the planner's call to the last event: it takes its stream slot
+        # first, so a refused request has asked no model, spent no tokens and written no message.
+        stream_slots.take_slot("live streams", "retry later, or send the message with POST /api/chat")
         result = run_chat(args["conversation_id"], args["message"])
     except DomainError as err:
         db.session.rollback()
-        return _error_stream(err.status, err.code, err.message, err.details)
+        stream_slots.release_slot()
+        return _error_stream(err)
 
     # Everything is committed before streaming starts: the generator touches no database state.
     events = [sse("delta", chunk) for chunk in reply_chunks(result.message.content)]
@@ -247,12 +257,7 @@ def chat_stream():
                                  "operations": result.operations}))
     events.append(sse("done", {"messageId": str(result.message.id), "conversationId": str(result.conversation.id),
                                "recipeVersion": result.version.number}))
-
-    def generate():
-        yield from events
-
-    return Response(generate(), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return stream_slots.event_stream(events)
 
 
 api_blueprints = [blp, chat_blp]

@@ -5,7 +5,9 @@ image tests' disks of that worker go, and where their commands run. It sits besi
 A worker holds an flock on its directory's `.lock` for as long as any of its Python processes lives (RQ's
 work horse is forked and inherits it; the commands the engine starts exec and do not). A directory whose
 lock nobody holds belongs to a worker that died. The next worker to start kills whatever still runs
-there (mmdebstrap, apt, a test VM), unmounts what is mounted below it and removes the tree.
+there (mmdebstrap, apt, a test VM), unmounts what is mounted below it and removes the tree. It reclaims the
+cache entries dead workers were making the same way (`.tmp-*` under the engine's cache; see
+app.engine.cache.reclaim_staging): a staging directory whose lock nobody holds has lost its maker.
 """
 from __future__ import annotations
 
@@ -13,14 +15,15 @@ import fcntl
 import logging
 import os
 import re
-import signal
-import time
 import uuid
 from pathlib import Path
 
 from flask import current_app
 
+from app.engine.cache import reclaim_staging
 from app.engine.fsutil import remove_tree
+from app.engine.process import kill_processes_under
+from app.engine.settings import EngineSettings
 
 LOCK_NAME = ".lock"
 log = logging.getLogger("kiln.builds")
@@ -55,7 +58,19 @@ def claim(worker_name: str) -> Path:
 
 
 def reclaim_dead() -> list[Path]:
-    """Kill, unmount and remove what dead workers left behind; returns the directories reclaimed."""
+    """Kill, unmount and remove what dead workers left behind: their scratch directories, then the cache
+    staging directories their builds were filling (app.engine.cache.reclaim_staging); returns the
+    directories reclaimed."""
+    reclaimed = _reclaim_dead_scratch()
+    staging, problems = reclaim_staging(EngineSettings.from_config(current_app.config))
+    for path in staging:
+        log.warning("reclaimed %s, a cache entry a dead worker was making", path)
+    for problem in problems:
+        log.error("could not reclaim a dead worker's cache staging directory %s", problem)
+    return reclaimed + staging
+
+
+def _reclaim_dead_scratch() -> list[Path]:
     root = workers_root()
     if not root.is_dir():
         return []
@@ -81,38 +96,3 @@ def reclaim_dead() -> list[Path]:
         finally:
             os.close(fd)
     return reclaimed
-
-
-def processes_under(path: Path) -> list[int]:
-    """Processes whose command line names something inside `path`, or whose working or root directory is in it."""
-    inside = re.compile(re.escape(str(path)) + r"(?:/|$|[\s,:=])")
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            where = [os.readlink(entry / "cwd"), os.readlink(entry / "root")]
-        except OSError:
-            continue
-        if inside.search(cmdline) or any(inside.match(w) for w in where):
-            found.append(int(entry.name))
-    return found
-
-
-def kill_processes_under(path: Path, timeout: float = 10.0) -> int:
-    """SIGKILL every process found under `path` until none is left; returns how many were killed."""
-    killed: set[int] = set()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pids = processes_under(path)
-        if not pids:
-            break
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed.add(pid)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.1)
-    return len(killed)
