@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from app.engine.process import CommandCancelled, CommandFailed, run
+from app.engine.process import CommandCancelled
 from app.engine.recipe import BOOTABLE_FORMATS as BOOTABLE, FORMATS
 from app.engine.testing import console as consolelib
 from app.engine.testing.assertions import BOOT_TYPES, FILESYSTEM_TYPES, describe, validate_assertion
@@ -22,7 +22,7 @@ from app.engine.testing.results import (BOOTED, CANCELLED, DIED_BEFORE_INIT, ERR
                                         QEMU_ERROR, RETRIED_OUTCOMES, SKIPPED, TIMED_OUT, AssertionResult, BootAttempt,
                                         TestCase, TestReport)
 from app.engine.testing.snapshots import STATE_FILE, Snapshot, SnapshotStore
-from app.engine.testing.vm import VM, BootOutcome, QemuStartError, VMError, VMSettings, choose_accel, copy_file
+from app.engine.testing.vm import VM, BootOutcome, QemuStartError, VMError, VMSettings, choose_accel
 
 LogFn = Callable[[str, str], None]
 AGENT_WAIT = 120.0
@@ -238,12 +238,7 @@ def _restore_vm(image: Path, fmt: str, work_dir: Path, forward: list[tuple[str, 
         return None
     agent = GuestAgent(vm.qga_socket)
     try:
-        copy_file(snapshot.path, vm.state_file)
-        if fmt == "qcow2":  # the overlay names the image it was made over; this run's copy is elsewhere
-            try:
-                run(["qemu-img", "rebase", "-u", "-b", str(vm.image), "-F", "qcow2", str(vm.state_file)])
-            except CommandFailed as err:
-                raise VMError("cannot point the saved overlay at this image: " + "; ".join(err.tail[-3:])) from None
+        vm.adopt_snapshot(snapshot.path)
         vm.start()
         if vm.accel_used != snapshot.accel:
             vm.stop()

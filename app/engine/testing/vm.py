@@ -434,7 +434,7 @@ class VM:
             self._kill()
             if "host forwarding" in last_error or "Could not set up host forwarding" in last_error:
                 continue
-            if accel == "kvm":
+            if accel == "kvm" and not self.restore:  # a snapshot QEMU refuses says nothing about KVM
                 self.log("warning", f"QEMU failed under KVM, using TCG: {last_error.strip()[-200:]}")
                 mark_kvm_broken()
                 accel = "tcg"
@@ -506,6 +506,16 @@ class VM:
             copy_file(self.state_file, dest)
         finally:
             self.monitor("cont")
+
+    def adopt_snapshot(self, saved: Path) -> None:
+        """Make a copy of a saved VM's state file this VM's own, before start() with restore. A qcow2 overlay
+        names the image it was made over; this VM's image has the same bytes but may be at another path."""
+        copy_file(saved, self.state_file)
+        if self.fmt == "qcow2":
+            try:
+                run(["qemu-img", "rebase", "-u", "-b", str(self.image), "-F", "qcow2", str(self.state_file)])
+            except CommandFailed as err:
+                raise VMError("cannot point the saved overlay at this image: " + "; ".join(err.tail[-3:])) from None
 
     # -- observation --------------------------------------------------------------------------
     def running(self) -> bool:
