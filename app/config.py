@@ -260,6 +260,9 @@ def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> d
         "KILN_TEST_VM_ICOUNT": env.get("KILN_TEST_VM_ICOUNT", ""),
         "KILN_TEST_VM_FIRMWARE": env.get("KILN_TEST_VM_FIRMWARE", "bios"),
         "KILN_TEST_VM_CDROM": env.get("KILN_TEST_VM_CDROM", "ide"),
+        # A later test run of an image with the same sha256 resumes a snapshot of an earlier run's booted VM (kept
+        # in the engine's cache, within KILN_CACHE_MAX_GB) instead of booting it again (on|off).
+        "KILN_TEST_VM_SNAPSHOTS": env.get("KILN_TEST_VM_SNAPSHOTS", "on"),
         # How long a live log stream waits for a build that has not been started before it ends.
         "KILN_STREAM_PENDING_WAIT": float(env.get("KILN_STREAM_PENDING_WAIT", "60")),
         **web_process_settings(env),

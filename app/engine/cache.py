@@ -30,6 +30,8 @@ def link_or_copy(src: Path, dst: Path) -> None:
 # Bump when what the engine makes of a recipe changes (the sandbox, the kernel command line, ...): a result
 # cached by an older engine is not the image this one would build, so it must not be served for it.
 RESULT_REVISION = 5  # 3: reproducible images; 4: trimmed boot path; 5: no GRUB menu wait
+# Saved test VMs (app.engine.testing.snapshots): entries like the result cache's, evicted with the rest.
+BOOT_SNAPSHOTS = "boot-snapshots"
 
 
 class ResultCache:
@@ -112,14 +114,16 @@ def reclaim_staging(settings: EngineSettings) -> tuple[list[Path], list[str]]:
     return reclaimed, problems
 
 
-# ---- LRU eviction across results, base layers and the .deb cache ---------------------------
+# ---- LRU eviction across results, boot snapshots, base layers and the .deb cache ------------
 
 def _entries(settings: EngineSettings) -> list[tuple[float, int, str, Path]]:
     """(last use, size, kind, path) of every evictable cache entry."""
     out = []
-    results = settings.cache_dir / "results"
-    if results.is_dir():
-        for d in results.iterdir():
+    for kind, name in (("result", "results"), ("boot-snapshot", BOOT_SNAPSHOTS)):
+        entries = settings.cache_dir / name
+        if not entries.is_dir():
+            continue
+        for d in entries.iterdir():
             if d.name.startswith("."):
                 continue
             try:
@@ -127,7 +131,7 @@ def _entries(settings: EngineSettings) -> list[tuple[float, int, str, Path]]:
                 size = sum(f.stat().st_size for f in d.iterdir() if f.is_file())
             except OSError:
                 continue
-            out.append((used, size, "result", d))
+            out.append((used, size, kind, d))
     bases = settings.cache_dir / "base"
     if bases.is_dir():
         for d in bases.iterdir():
@@ -174,7 +178,7 @@ def evict(settings: EngineSettings, keep: set[Path] = frozenset()) -> list[Path]
                     trash = path.with_name(f".evict-{path.name}-{time.monotonic_ns()}")
                     os.rename(path, trash)
                 remove_tree(trash)
-            elif kind == "result":
+            elif kind in ("result", "boot-snapshot"):
                 trash = path.with_name(f".evict-{path.name}-{time.monotonic_ns()}")
                 try:
                     os.rename(path, trash)

@@ -167,6 +167,19 @@ def test_worker_builds_boot_tests_and_streams_an_iso(client, factory, live_serve
     assert results == ["passed", "failed"], custom
     assert api.get(f"/api/builds/{build_id}").json["status"] == "succeeded"  # a test run never changes the build
 
+    # A custom run that needs the VM resumes the snapshot saved after the build's own test boot (or after an
+    # earlier boot of these bytes): no second boot, and the build's log says so.
+    queued = api.post(f"/api/builds/{build_id}/tests", json={"assertions": [
+        {"type": "service_running", "params": {"service": "ssh"}},
+        {"type": "command_succeeds", "params": {"command": "echo live > /root/probe && grep -qx live /root/probe"}}]})
+    live = wait_for(lambda: (lambda t: t if t["testRunId"] == queued["testRunId"] and t["status"] in ("passed", "failed")
+                             else None)(api.get(f"/api/builds/{build_id}/tests").json), 600, "the VM test run", interval=2)
+    assert live["status"] == "passed", live
+    [run] = [r for r in live["runs"] if r["id"] == queued["testRunId"]]
+    assert [a["fromSnapshot"] for a in run["bootAttempts"]] == [True], run
+    log_text = api.get(f"/api/builds/{build_id}/logs?format=text&limit=10000").get_data(as_text=True)
+    assert "test VM booted from a snapshot of an earlier boot of this image" in log_text
+
 
 @pytest.mark.timeout(1500)
 def test_sigkill_worker_is_lost_and_retried_then_cancel_leaves_no_process(client, factory, start_worker,

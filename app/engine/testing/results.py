@@ -68,10 +68,12 @@ class BootAttempt:
     seconds: float = 0.0     # from QEMU start to the login prompt, or to the failure
     console_log: str | None = None
     console_tail: str = ""   # the console's last lines: the log file may not outlive the run
+    from_snapshot: bool = False  # resumed a snapshot of an earlier boot of the same image instead of booting
 
     def to_dict(self) -> dict[str, Any]:
         return {"attempt": self.attempt, "outcome": self.outcome, "reason": self.reason,
-                "seconds": round(self.seconds, 1), "consoleLog": self.console_log, "console": self.console_tail}
+                "seconds": round(self.seconds, 1), "consoleLog": self.console_log, "console": self.console_tail,
+                "fromSnapshot": self.from_snapshot}
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Putting it together: which tests an image gets, and running them against an artifact."""
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import time
@@ -20,7 +21,8 @@ from app.engine.testing.qga import AgentError, GuestAgent
 from app.engine.testing.results import (BOOTED, CANCELLED, DIED_BEFORE_INIT, ERROR, FAILED, FAILED_AFTER_INIT, PASSED,
                                         QEMU_ERROR, RETRIED_OUTCOMES, SKIPPED, TIMED_OUT, AssertionResult, BootAttempt,
                                         TestCase, TestReport)
-from app.engine.testing.vm import VM, BootOutcome, QemuStartError, VMError, VMSettings
+from app.engine.testing.snapshots import STATE_FILE, Snapshot, SnapshotStore
+from app.engine.testing.vm import VM, BootOutcome, QemuStartError, VMError, VMSettings, choose_accel
 
 LogFn = Callable[[str, str], None]
 AGENT_WAIT = 120.0
@@ -28,6 +30,8 @@ BOOT_SETTLE = 3.0
 STARTUP_WAIT = 120.0
 # A guest that dies before its init system gets one more fresh VM before the image is blamed.
 BOOT_ATTEMPTS = 2
+# A restored VM's agent answers within seconds of QEMU loading the snapshot; longer means the snapshot is bad.
+RESTORE_AGENT_WAIT = 60.0
 CONSOLE_TAIL_LINES = 40
 
 
@@ -179,10 +183,10 @@ def _signature(attempt: BootAttempt) -> str:
 
 
 def _start_vm(n: int, image: Path, fmt: str, work_dir: Path, forward: list[tuple[str, int]], wait: float,
-              log: LogFn, cancel: threading.Event | None,
-              settings: VMSettings) -> tuple[VM | None, BootOutcome | None, BootAttempt]:
+              log: LogFn, cancel: threading.Event | None, settings: VMSettings,
+              savable: bool = False) -> tuple[VM | None, BootOutcome | None, BootAttempt]:
     """Start one fresh VM and wait for its boot. VMError for a problem with the image's file (no VM)."""
-    vm = VM(image, fmt, work_dir, forward=forward, log=log, settings=settings)
+    vm = VM(image, fmt, work_dir, forward=forward, log=log, settings=settings, savable=savable)
     try:
         vm.__enter__()
     except QemuStartError as err:
@@ -196,9 +200,104 @@ def _start_vm(n: int, image: Path, fmt: str, work_dir: Path, forward: list[tuple
     attempt = _attempt_record(n, outcome, vm)
     log("info" if outcome.booted else "error",
         f"test VM {'reached a login prompt' if outcome.booted else 'did not boot'} after {outcome.seconds:.1f} s"
+        + (" (cold boot)" if outcome.booted else "")
         + ("" if outcome.booted else f": {outcome.reason}")
         + ("" if outcome.booted or attempt.outcome not in RETRIED_OUTCOMES else " (before its init system)"))
     return vm, outcome, attempt
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _set_guest_clock(agent: GuestAgent) -> None:
+    """A restored guest's clock still reads the time its snapshot was taken: set it to now. guest-set-time sets the
+    system clock and then the hardware clock with hwclock, which a minimal image may lack; date does the former."""
+    now = time.time_ns()
+    try:
+        agent.command("guest-set-time", {"time": now})
+    except AgentError:
+        res = agent.exec(["date", "-u", "-s", f"@{now / 1e9:.3f}"], timeout=20)
+        if res.exitcode != 0:
+            raise AgentError(f"could not set the guest's clock: {(res.stderr or res.stdout).strip() or res.exitcode}")
+
+
+def _restore_vm(image: Path, fmt: str, work_dir: Path, forward: list[tuple[str, int]], log: LogFn,
+                cancel: threading.Event | None, settings: VMSettings, store: SnapshotStore,
+                sha256: str) -> tuple[VM, GuestAgent, Snapshot, float] | None:
+    """Resume a snapshot of an earlier boot of this image, when there is one; None to boot instead.
+
+    A snapshot that QEMU refuses, or whose guest agent does not answer soon, is removed: it would fail the
+    same way again. The run then boots normally; a bad snapshot never fails a test run."""
+    accel = choose_accel(settings)
+    vm = VM(image, fmt, work_dir, forward=forward, log=log, settings=settings, accel=accel, restore=True)
+    snapshot = store.lookup(vm.snapshot_key(sha256, accel))
+    if snapshot is None:
+        vm.stop()
+        return None
+    agent = GuestAgent(vm.qga_socket)
+    try:
+        vm.adopt_snapshot(snapshot.path)
+        vm.start()
+        if vm.accel_used != snapshot.accel:
+            vm.stop()
+            log("warning", f"not resuming the saved boot: QEMU runs under {vm.accel_used} here, the snapshot was "
+                           f"taken under {snapshot.accel}")
+            return None
+        deadline = time.monotonic() + RESTORE_AGENT_WAIT
+        while True:
+            if not vm.running():
+                raise VMError(f"QEMU stopped while loading it ({vm.exit_description()})")
+            if cancel is not None and cancel.is_set():
+                raise AgentError("cancelled")
+            try:
+                agent.sync(timeout=2.0)
+                break
+            except AgentError as err:
+                agent.close()
+                if time.monotonic() > deadline:
+                    raise AgentError(f"the guest agent did not answer within {RESTORE_AGENT_WAIT:.0f} s ({err})")
+                time.sleep(0.2)
+        seconds = time.monotonic() - vm.started_at
+        _set_guest_clock(agent)
+        agent.sync(timeout=10.0)
+    except (VMError, AgentError) as err:
+        agent.close()
+        vm.stop()
+        if cancel is not None and cancel.is_set():
+            return None
+        store.discard(snapshot)
+        log("warning", f"could not resume the snapshot of an earlier boot of this image ({err}); it is removed "
+                       "and the image is booted normally")
+        return None
+    except BaseException:
+        agent.close()
+        vm.stop()
+        raise
+    log("info", f"test VM booted from a snapshot of an earlier boot of this image: its guest agent answered "
+                f"{seconds:.1f} s after QEMU started (a cold boot took {snapshot.boot_seconds:.1f} s to a login "
+                f"prompt, {snapshot.accel})")
+    return vm, agent, snapshot, seconds
+
+
+def _save_snapshot(vm: VM, store: SnapshotStore, sha256: str, boot_seconds: float, log: LogFn) -> None:
+    """Keep this VM, booted and settled, for later runs of the same image. Never fails the run."""
+    key = vm.snapshot_key(sha256, vm.accel_used)
+    if store.lookup(key) is not None:
+        return
+    started = time.monotonic()
+    staging = store.staging(key)
+    try:
+        vm.save_snapshot(staging / STATE_FILE)
+        size = (staging / STATE_FILE).stat().st_size
+    except (VMError, OSError) as err:
+        store.discard_staging(staging)
+        log("warning", f"could not save the booted VM for later test runs: {err}")
+        return
+    if store.store(key, staging, boot_seconds=boot_seconds, accel=vm.accel_used):
+        log("info", f"saved the booted VM in {time.monotonic() - started:.1f} s ({size / 1024**2:.0f} MiB): later "
+                    "test runs of this image resume it instead of booting")
 
 
 def _boot_verdict(attempts: list[BootAttempt]) -> tuple[str, str]:
@@ -222,8 +321,12 @@ def _boot_verdict(attempts: list[BootAttempt]) -> tuple[str, str]:
 
 def boot_and_check(image: Path, fmt: str, assertions: list[dict], *, work_dir: Path, log: LogFn | None = None,
                    cancel: threading.Event | None = None, boot_timeout: float = 300,
-                   vm_settings: VMSettings | None = None) -> BootRun:
+                   vm_settings: VMSettings | None = None, snapshots: SnapshotStore | None = None) -> BootRun:
     """Boot the image and answer `boots` and the in-guest assertions in order.
+
+    With a snapshot store (and vm_settings.snapshots on), a VM saved after an earlier boot of an image with the
+    same bytes is resumed instead of booting; the boot it was taken from answers `boots`. A cold boot that
+    reached its login prompt with no failed unit is saved there for the next run, before any assertion runs.
 
     A guest that dies before its init system starts (a panic in the kernel or the initramfs, QEMU
     crashing or killed, QEMU failing to start) can be the emulator's fault, so that boot is retried
@@ -243,12 +346,22 @@ def boot_and_check(image: Path, fmt: str, assertions: list[dict], *, work_dir: P
     attempts: list[BootAttempt] = []
     vm: VM | None = None
     outcome: BootOutcome | None = None
+    store = snapshots if vm_settings.snapshots and Path(image).is_file() else None
+    sha256 = _sha256(Path(image)) if store is not None else ""
+    restored: tuple[VM, GuestAgent, Snapshot, float] | None = None
     try:
-        for n in range(1, BOOT_ATTEMPTS + 1):
+        if store is not None:
+            restored = _restore_vm(Path(image), fmt, work_dir, _forwards(checks), log, cancel, vm_settings, store,
+                                   sha256)
+        if restored is not None:
+            vm, _, _, seconds = restored
+            outcome = BootOutcome(True, "", seconds)
+            attempts.append(BootAttempt(1, BOOTED, "", seconds, str(vm.console_log), from_snapshot=True))
+        for n in range(1, BOOT_ATTEMPTS + 1) if restored is None else ():
             if vm is not None:
                 vm.stop()
             vm, outcome, attempt = _start_vm(n, image, fmt, work_dir, _forwards(checks), wait, log, cancel,
-                                             vm_settings)
+                                             vm_settings, savable=store is not None)
             attempts.append(attempt)
             if attempt.outcome not in RETRIED_OUTCOMES or n == BOOT_ATTEMPTS or (cancel is not None and cancel.is_set()):
                 break
@@ -270,7 +383,9 @@ def boot_and_check(image: Path, fmt: str, assertions: list[dict], *, work_dir: P
         agent_problem = ""
         failed: list[str] = list(outcome.state.failed_units)
         failure_details = ""
-        if outcome.booted:
+        if restored is not None:
+            agent = restored[1]
+        elif outcome.booted:
             agent = GuestAgent(vm.qga_socket)
             try:
                 agent.wait_ready(AGENT_WAIT, cancel=cancel)
@@ -281,7 +396,7 @@ def boot_and_check(image: Path, fmt: str, assertions: list[dict], *, work_dir: P
                 agent = None
         guest = Guest(vm, agent, agent_problem, cancel)
         try:
-            if agent is not None:
+            if agent is not None and restored is None:
                 try:
                     # Let start-up finish (it continues past the login prompt) so checks and the
                     # failed-unit list see the settled system; "degraded" means some unit failed.
@@ -294,13 +409,24 @@ def boot_and_check(image: Path, fmt: str, assertions: list[dict], *, work_dir: P
                     details = [f"{u}: {d}" for u in failed if u.endswith(".service")
                                and (d := unit_failure_details(guest, u))]
                     failure_details = f" ({'; '.join(details)})" if details else ""
+                    if store is not None and not failed and not (cancel is not None and cancel.is_set()):
+                        _save_snapshot(vm, store, sha256, outcome.seconds, log)
                 except CheckFailed as err:
                     log("warning", f"could not list failed units: {err}")
             for i, a in enumerate(checks):
                 if a["type"] not in BOOT_TYPES:
                     continue
                 limit = (assertions[i].get("params") or {}).get("timeoutSeconds") or wait
-                if not outcome.booted:
+                if restored is not None:
+                    snapshot = restored[2]
+                    proven = (f"booted from a snapshot of an earlier boot of this image (resumed in {outcome.seconds:.1f} s); "
+                              f"that boot reached a login prompt after {snapshot.boot_seconds:.1f} s ({snapshot.accel}) "
+                              "with no failed units, which is what the snapshot was taken after")
+                    over = snapshot.boot_seconds > limit
+                    results[i] = AssertionResult("boots", a["params"], FAILED if over else PASSED,
+                                                 proven + (f", over the {limit} s limit" if over else ""),
+                                                 outcome.seconds)
+                elif not outcome.booted:
                     result, msg = _boot_verdict(attempts)
                     results[i] = AssertionResult("boots", a["params"], result, msg, outcome.seconds)
                 elif failed:
@@ -342,13 +468,15 @@ def boot_and_check(image: Path, fmt: str, assertions: list[dict], *, work_dir: P
 def run_image_tests(artifact_path: Path, fmt: str, recipe: dict, *, extra_assertions: list[dict] | None = None,
                     include_defaults: bool = True, tree: Path | None = None, work_dir: Path,
                     log: LogFn | None = None, cancel: threading.Event | None = None,
-                    boot_timeout: float = 300, vm_settings: VMSettings | None = None) -> TestReport:
+                    boot_timeout: float = 300, vm_settings: VMSettings | None = None,
+                    snapshots: SnapshotStore | None = None) -> TestReport:
     """Test one artifact: filesystem checks, then (iso/qcow2) one boot for everything that needs the VM.
 
     The boot is skipped when a filesystem check already failed: the verdict is known without it.
 
     `tree` is the image's root directory when the caller still has it (during a build); otherwise the
-    artifact is unpacked under work_dir. Never raises for a failing image; the report says what failed.
+    artifact is unpacked under work_dir. `snapshots` lets the boot resume a VM saved by an earlier run of the same
+    image (see boot_and_check). Never raises for a failing image; the report says what failed.
     """
     log = log or _quiet
     if fmt not in FORMATS:
@@ -423,14 +551,14 @@ def run_image_tests(artifact_path: Path, fmt: str, recipe: dict, *, extra_assert
                 jobs = [{"type": "boots", "params": {}}] + jobs
                 boot = boot_and_check(
                     Path(artifact_path), fmt, jobs, work_dir=work_dir, log=log, cancel=cancel, boot_timeout=boot_timeout,
-                    vm_settings=vm_settings)
+                    vm_settings=vm_settings, snapshots=snapshots)
                 boot_result, vm_results = boot.results[0], boot.results[1:]
                 if boot_result.result != PASSED:
                     report.tests.insert(0, TestCase("Boot verification", [boot_result]))
             else:
                 boot = boot_and_check(
                     Path(artifact_path), fmt, jobs, work_dir=work_dir, log=log, cancel=cancel, boot_timeout=boot_timeout,
-                    vm_settings=vm_settings)
+                    vm_settings=vm_settings, snapshots=snapshots)
                 vm_results = boot.results
             for (ti, ai, _), result in zip(vm_jobs, vm_results):
                 slots[ti][ai] = result

@@ -7,6 +7,8 @@ and writes its serial console to a log file that outlives the VM.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -50,6 +52,20 @@ TCG_ICOUNT = ""
 # A root worker drops QEMU to this user once the VM is set up (disk, sockets and log are open by then).
 RUN_AS = "nobody"
 KERNEL_OUTPUT_RE = re.compile(r"\[\s*\d+\.\d+\]|Linux version|Welcome to|systemd\[1\]")
+# The internal snapshot (savevm/loadvm) that holds a VM as it was when its boot had settled.
+SNAPSHOT_TAG = "kiln-booted"
+# Bump when something outside the command line changes what a saved VM is (a snapshot of an older layout
+# must not be loaded into a VM this code would make differently).
+SNAPSHOT_REVISION = 1
+QMP_TIMEOUT = 300.0
+
+
+def copy_file(src: Path, dst: Path) -> None:
+    """A copy of src that shares its blocks where the filesystem can (reflink), else a plain copy."""
+    try:
+        run(["cp", "--reflink=auto", "--sparse=always", str(src), str(dst)])
+    except CommandFailed as err:
+        raise VMError(f"cannot copy {src.name}: " + "; ".join(err.tail[-3:])) from None
 
 
 def _default_cpus() -> int:
@@ -71,6 +87,8 @@ class VMSettings:
     icount: str = TCG_ICOUNT        # "-icount" under TCG (forces thread=single); "" for none
     firmware: str = "bios"
     cdrom: str = CDROM_BUS          # the bus an ISO is attached on: "ide" or "scsi" (virtio-scsi)
+    # A later test run of an image with the same bytes resumes a snapshot of an earlier run's settled boot.
+    snapshots: bool = True
 
     @classmethod
     def from_config(cls, config: Mapping) -> "VMSettings":
@@ -98,6 +116,14 @@ class VMSettings:
                 raise ValueError(f"{name} must be one of {', '.join(c or repr(c) for c in choices)}, got {value!r}")
             return value
 
+        def flag(name: str, default: bool) -> bool:
+            value = text(name, "on" if default else "off").lower()
+            if value in ("1", "true", "yes", "on"):
+                return True
+            if value in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"{name} must be on or off, got {value!r}")
+
         accel = one_of("KILN_QEMU_ACCEL", "", ("", "auto", "kvm", "tcg"))
         return cls(memory_mb=positive("KILN_TEST_VM_MEMORY_MB", MEMORY_MB),
                    cpus=positive("KILN_TEST_VM_CPUS", _default_cpus()),
@@ -108,7 +134,8 @@ class VMSettings:
                    tcg_thread=one_of("KILN_TEST_VM_TCG_THREAD", TCG_THREAD, ("multi", "single")),
                    icount=text("KILN_TEST_VM_ICOUNT", TCG_ICOUNT),
                    firmware=one_of("KILN_TEST_VM_FIRMWARE", "bios", ("bios", "uefi")),
-                   cdrom=one_of("KILN_TEST_VM_CDROM", CDROM_BUS, ("ide", "scsi")))
+                   cdrom=one_of("KILN_TEST_VM_CDROM", CDROM_BUS, ("ide", "scsi")),
+                   snapshots=flag("KILN_TEST_VM_SNAPSHOTS", True))
 
 
 class VMError(Exception):
@@ -200,6 +227,21 @@ def mark_kvm_broken() -> None:
         _remember_kvm_broken()
 
 
+_qemu_version: str | None = None
+
+
+def qemu_version() -> str:
+    """QEMU's own version line (a snapshot loads only into the QEMU that wrote it); read once per process."""
+    global _qemu_version
+    if _qemu_version is None:
+        try:
+            out = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True, timeout=30)
+            _qemu_version = out.stdout.strip().splitlines()[0] if out.stdout.strip() else "unknown"
+        except (OSError, subprocess.TimeoutExpired):
+            _qemu_version = "unknown"
+    return _qemu_version
+
+
 # -- ports -------------------------------------------------------------------------------------
 
 def free_ports(count: int) -> list[int]:
@@ -240,7 +282,8 @@ class VM:
                  log: LogFn | None = None, accel: str | None = None, memory_mb: int | None = None,
                  cpus: int | None = None, firmware: str | None = None, machine: str | None = None,
                  cpu_model: str | None = None, tcg_thread: str | None = None, rng: bool = True,
-                 icount: str | None = None, cdrom: str | None = None, settings: VMSettings | None = None):
+                 icount: str | None = None, cdrom: str | None = None, settings: VMSettings | None = None,
+                 savable: bool = False, restore: bool = False):
         if fmt not in ("iso", "qcow2"):
             raise VMError(f"format {fmt!r} does not boot; only iso and qcow2 images can be started")
         image = Path(image)
@@ -273,6 +316,11 @@ class VM:
         self.proc: subprocess.Popen | None = None
         self.started_at = 0.0
         self._stderr_path = self.run_dir / "qemu.stderr"
+        self.qmp_socket = self.run_dir / "qmp.sock"
+        # savable: the VM can be saved with save_snapshot (an ISO gets a state disk for it); restore: QEMU starts
+        # from the snapshot in state_file (which the caller put there) instead of booting.
+        self.savable, self.restore = savable or restore, restore
+        self.accel_used = ""
 
     # -- lifecycle ----------------------------------------------------------------------------
     def __enter__(self) -> "VM":
@@ -286,23 +334,36 @@ class VM:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _disk_args(self) -> list[str]:
+    @property
+    def state_file(self) -> Path:
+        """The qcow2 file savevm writes into: the overlay of a qcow2 image; for an ISO (whose CD-ROM is read-only) a
+        state disk attached without a device (`-drive if=none`), so the guest never sees it and boots the same."""
+        return self.run_dir / ("overlay.qcow2" if self.fmt == "qcow2" else "state.qcow2")
+
+    def _qemu_img_create(self, path: Path, args: list[str], size: list[str], what: str, create: bool) -> None:
+        if not create or path.exists():  # path exists: a restored VM's file, put there by the caller
+            return
+        try:
+            run(["qemu-img", "create", "-q", "-f", "qcow2", *args, str(path), *size])
+        except CommandFailed as err:
+            raise VMError(f"cannot create {what} for {self.image.name}: " + "; ".join(err.tail[-3:])) from None
+
+    def _disk_args(self, create: bool = True) -> list[str]:
         if self.fmt == "iso":
+            state: list[str] = []
+            if self.savable:
+                self._qemu_img_create(self.state_file, [], ["1M"], "a state disk", create)
+                state = ["-drive", f"file={self.state_file},format=qcow2,if=none,id=vmstate"]
             if self.cdrom == "scsi":
                 return ["-device", "virtio-scsi-pci,id=scsi0",
                         "-drive", f"file={self.image},format=raw,media=cdrom,readonly=on,if=none,id=cd0",
-                        "-device", "scsi-cd,bus=scsi0.0,drive=cd0,bootindex=0"]
-            return ["-drive", f"file={self.image},media=cdrom,readonly=on,if=ide,index=0", "-boot", "d"]
-        overlay = self.run_dir / "overlay.qcow2"
-        if not overlay.exists():
-            try:
-                run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(self.image), "-F", "qcow2", str(overlay)])
-            except CommandFailed as err:
-                raise VMError(f"cannot create a throwaway overlay for {self.image.name}: "
-                              + "; ".join(err.tail[-3:])) from None
+                        "-device", "scsi-cd,bus=scsi0.0,drive=cd0,bootindex=0", *state]
+            return ["-drive", f"file={self.image},media=cdrom,readonly=on,if=ide,index=0", "-boot", "d", *state]
+        overlay = self.state_file
+        self._qemu_img_create(overlay, ["-b", str(self.image), "-F", "qcow2"], [], "a throwaway overlay", create)
         return ["-drive", f"file={overlay},format=qcow2,if=virtio,cache=unsafe", "-boot", "c"]
 
-    def _argv(self, accel: str) -> list[str]:
+    def _argv(self, accel: str, for_key: bool = False) -> list[str]:
         hostfwd = ",".join(f"hostfwd={proto}:127.0.0.1:{host}-:{guest}"
                            for (proto, guest), host in sorted(self.ports.items()))
         argv = ["qemu-system-x86_64", "-name", f"kiln-test-{self.id}", "-nodefaults", "-no-user-config",
@@ -328,7 +389,26 @@ class VM:
             if not code.exists():
                 raise VMError("UEFI boot needs OVMF (/usr/share/OVMF/OVMF_CODE.fd); install the ovmf package")
             argv += ["-bios", str(code)]
-        return argv + self._disk_args()
+        if self.savable:
+            argv += ["-qmp", f"unix:{self.qmp_socket},server=on,wait=off"]
+        if self.restore and not for_key:
+            argv += ["-loadvm", SNAPSHOT_TAG]
+        return argv + self._disk_args(create=not for_key)
+
+    def snapshot_key(self, sha256: str, accel: str) -> str:
+        """The name of a snapshot of this VM booting the image with that sha256: the image's bytes and everything
+        on QEMU's command line that loadvm needs to match (QEMU's version, machine, CPU, memory, accelerator,
+        devices, disks); not the ports (a restored VM gets new host forwards), paths or the VM's id."""
+        volatile = [(str(self.run_dir), "RUN"), (str(self.console_log), "CONSOLE"), (str(self.image), "IMAGE"),
+                    (f"kiln-test-{self.id}", "kiln-test")]
+        argv = []
+        for arg in self._argv(accel, for_key=True):
+            for value, placeholder in volatile:
+                arg = arg.replace(value, placeholder)
+            argv.append(re.sub(r",hostfwd=[^,]*", "", arg))
+        signature = json.dumps({"revision": SNAPSHOT_REVISION, "qemu": qemu_version(), "format": self.fmt,
+                                "argv": argv}, sort_keys=True)
+        return f"{sha256}-{hashlib.sha256(signature.encode()).hexdigest()[:16]}"
 
     def start(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -354,7 +434,7 @@ class VM:
             self._kill()
             if "host forwarding" in last_error or "Could not set up host forwarding" in last_error:
                 continue
-            if accel == "kvm":
+            if accel == "kvm" and not self.restore:  # a snapshot QEMU refuses says nothing about KVM
                 self.log("warning", f"QEMU failed under KVM, using TCG: {last_error.strip()[-200:]}")
                 mark_kvm_broken()
                 accel = "tcg"
@@ -377,6 +457,65 @@ class VM:
             self._kill()
         finally:
             shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    # -- the monitor ----------------------------------------------------------------------------
+    def monitor(self, command: str, timeout: float = QMP_TIMEOUT) -> str:
+        """Run one human-monitor command through the QMP socket and return its output (HMP commands such as
+        savevm report errors as output, not as a QMP error)."""
+        if not self.savable:
+            raise VMError("this VM has no monitor socket")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(self.qmp_socket))
+            stream = sock.makefile("rwb")
+
+            def call(payload: dict) -> dict:
+                stream.write(json.dumps(payload).encode() + b"\n")
+                stream.flush()
+                while True:
+                    line = stream.readline()
+                    if not line:
+                        raise VMError("QEMU closed its monitor")
+                    reply = json.loads(line)
+                    if "error" in reply:
+                        raise VMError(f"QEMU refused {command!r}: {reply['error'].get('desc', reply['error'])}")
+                    if "return" in reply:
+                        return reply
+
+            if not stream.readline():  # the greeting
+                raise VMError("QEMU closed its monitor")
+            call({"execute": "qmp_capabilities"})
+            reply = call({"execute": "human-monitor-command", "arguments": {"command-line": command}})
+            return str(reply.get("return") or "").strip()
+        except (OSError, ValueError) as err:
+            raise VMError(f"QEMU's monitor did not answer {command!r}: {err}") from None
+        finally:
+            sock.close()
+
+    def save_snapshot(self, dest: Path) -> None:
+        """Save the running VM into its state file (savevm) and copy that file to dest; the VM runs on after.
+
+        The VM is paused from the save to the end of the copy, so the copy is whole: a qcow2 image's overlay is
+        also the disk the guest writes to."""
+        self.monitor("stop")
+        try:
+            out = self.monitor(f"savevm {SNAPSHOT_TAG}")
+            if out:  # savevm prints nothing when it worked
+                raise VMError(f"QEMU could not save the VM: {out.splitlines()[-1]}")
+            copy_file(self.state_file, dest)
+        finally:
+            self.monitor("cont")
+
+    def adopt_snapshot(self, saved: Path) -> None:
+        """Make a copy of a saved VM's state file this VM's own, before start() with restore. A qcow2 overlay
+        names the image it was made over; this VM's image has the same bytes but may be at another path."""
+        copy_file(saved, self.state_file)
+        if self.fmt == "qcow2":
+            try:
+                run(["qemu-img", "rebase", "-u", "-b", str(self.image), "-F", "qcow2", str(self.state_file)])
+            except CommandFailed as err:
+                raise VMError("cannot point the saved overlay at this image: " + "; ".join(err.tail[-3:])) from None
 
     # -- observation --------------------------------------------------------------------------
     def running(self) -> bool:

@@ -25,6 +25,7 @@ from app import queues
 from app.engine.pipeline import BuildCancelled, BuildError, BuildTimeout, DiskFull, build as engine_build
 from app.engine.settings import EngineSettings
 from app.engine.testing import run_image_tests
+from app.engine.testing.snapshots import SnapshotStore
 from app.engine.testing.vm import VMSettings
 from app.extensions import db
 from app.models import Build, BuildArtifact, BuildStage, TestCase, TestRun
@@ -452,11 +453,12 @@ def execute_tests(build: Build, run: TestRun, worker_name: str, *, include_defau
             raise RuntimeError(f"no {build.primary_format} artifact to test")
         # A bad KILN_TEST_VM_* value ends the run as an error naming it.
         vm_settings = VMSettings.from_config(current_app.config)
+        snapshots = SnapshotStore(engine_settings(worker_name))
         report = run_image_tests(files.fetch_artifact(artifact), artifact.kind, build.recipe,
                                  extra_assertions=list(run.assertions) or None, include_defaults=include_defaults,
                                  work_dir=work, log=test_log, cancel=cancel,
                                  boot_timeout=float(current_app.config["KILN_TEST_BOOT_TIMEOUT"]),
-                                 vm_settings=vm_settings)
+                                 vm_settings=vm_settings, snapshots=snapshots)
     except Exception as err:  # noqa: BLE001 - the runner failing is an infrastructure problem, not a test result
         log.exception("tests for build %s", build.id)
         db.session.rollback()
