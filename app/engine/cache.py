@@ -80,13 +80,14 @@ class ResultCache:
 
 
 def reclaim_staging(settings: EngineSettings) -> tuple[list[Path], list[str]]:
-    """Remove the staging directories (`.tmp-*`, see locks.make_staging) of base layers and results whose
+    """Remove the staging directories (`.tmp-*`, see locks.make_staging) of base layers, results and boot
+    snapshots whose
     maker died halfway, SIGKILLed or with its machine; they can hold gigabytes. A live maker holds the
     directory's lock, so it keeps it, in this or any other process on the host. What still works inside a
     dead maker's directory (mmdebstrap and apt outlive a killed Python parent) is killed first, then the tree
     is unmounted and deleted. Returns the directories removed and, for those that could not be, why."""
     reclaimed, problems = [], []
-    for parent in (settings.cache_dir / "base", settings.cache_dir / "results"):
+    for parent in (settings.cache_dir / "base", settings.cache_dir / "results", settings.cache_dir / BOOT_SNAPSHOTS):
         try:
             found = sorted(p for p in parent.iterdir() if p.name.startswith(STAGING_PREFIX))
         except FileNotFoundError:

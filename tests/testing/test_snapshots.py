@@ -120,3 +120,37 @@ def test_snapshots_count_in_the_cache_limit_and_the_least_recently_used_goes_fir
     removed = evict(dataclasses.replace(settings, cache_max_bytes=700))
     assert removed == [store.root / "old"]
     assert store.lookup("old") is None and store.lookup("new") is not None
+
+
+def test_a_dead_runs_snapshot_staging_is_reclaimed_and_a_live_ones_kept(tmp_path):
+    """A worker killed while saving leaves a staging dir of a few hundred MiB; the next worker start takes it."""
+    import multiprocessing
+
+    from app.engine.cache import reclaim_staging
+    from app.engine.settings import EngineSettings
+    from app.engine.testing.snapshots import SnapshotStore
+
+    settings = EngineSettings(data_dir=tmp_path)
+    live = SnapshotStore(settings).staging("k" * 16)
+
+    ctx = multiprocessing.get_context("fork")
+    ready = ctx.Event()
+
+    def save_and_hang():
+        SnapshotStore(settings).staging("d" * 16)
+        ready.set()
+        while True:
+            pass
+
+    proc = ctx.Process(target=save_and_hang)
+    proc.start()
+    try:
+        assert ready.wait(30)
+    finally:
+        proc.kill()
+        proc.join()
+    dead = [p for p in (tmp_path / "cache" / "boot-snapshots").iterdir() if "d" * 16 in p.name]
+    assert len(dead) == 1
+    reclaimed, problems = reclaim_staging(settings)
+    assert reclaimed == dead and problems == []
+    assert live.is_dir()

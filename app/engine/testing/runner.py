@@ -295,6 +295,9 @@ def _save_snapshot(vm: VM, store: SnapshotStore, sha256: str, boot_seconds: floa
         store.discard_staging(staging)
         log("warning", f"could not save the booted VM for later test runs: {err}")
         return
+    except BaseException:  # cancelled mid-save: nothing half-written stays, and the staging lock is let go
+        store.discard_staging(staging)
+        raise
     if store.store(key, staging, boot_seconds=boot_seconds, accel=vm.accel_used):
         log("info", f"saved the booted VM in {time.monotonic() - started:.1f} s ({size / 1024**2:.0f} MiB): later "
                     "test runs of this image resume it instead of booting")

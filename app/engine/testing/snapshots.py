@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.engine.cache import BOOT_SNAPSHOTS, evict
+from app.engine.locks import make_staging
 from app.engine.settings import EngineSettings
 
 STATE_FILE = "state.qcow2"
@@ -46,6 +47,7 @@ class SnapshotStore:
     def __init__(self, settings: EngineSettings):
         self.settings = settings
         self.root = snapshot_root(settings)
+        self._locks: dict[Path, int] = {}  # staging dir -> fd of the lock that says its maker lives
 
     def lookup(self, key: str) -> Snapshot | None:
         entry = self.root / key
@@ -61,10 +63,16 @@ class SnapshotStore:
 
     def staging(self, key: str) -> Path:
         """A fresh directory to write a snapshot of `key` into before store() moves it into place."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        staging = self.root / f".tmp-{key}-{os.getpid()}-{time.monotonic_ns()}"
-        staging.mkdir()
+        # Locked while this run lives, so a worker killed mid-save leaves a staging dir that the next worker
+        # start reclaims (cache.reclaim_staging); a live run's is left alone.
+        staging, fd = make_staging(self.root, key)
+        self._locks[staging] = fd
         return staging
+
+    def _unlock(self, staging: Path) -> None:
+        fd = self._locks.pop(staging, None)
+        if fd is not None:
+            os.close(fd)
 
     def store(self, key: str, staging: Path, *, boot_seconds: float, accel: str) -> bool:
         """Move a staging directory holding state.qcow2 into place; False when another run stored it first."""
@@ -80,11 +88,13 @@ class SnapshotStore:
             return False
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+            self._unlock(staging)
         evict(self.settings, keep={final})
         return True
 
     def discard_staging(self, staging: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
+        self._unlock(staging)
 
     def discard(self, snapshot: Snapshot) -> None:
         """Remove a snapshot that would not load, unless the entry was replaced since it was looked up."""
