@@ -46,8 +46,8 @@ accept_query_token(stream_blp)
 # an idle stream costs the process: 200 waiting streams wake 200 / IDLE_TICK times a second (bench/web.py).
 IDLE_TICK = 3.0
 # Each wait lasts IDLE_TICK give or take this share of it. Streams opened together (a page load, a reconnect
-# after a restart, the bench) would otherwise wake together every tick, a burst of 200 status reads that held
-# the GIL for the length of a request several times over (p95 of GET /api/builds went from 120 to 430 ms).
+# after a restart, the bench) would otherwise wake together every tick: a burst of 200 status reads holding
+# the GIL while other requests wait (bench/web.py: the list's p95 was 3.5 times higher with the streams open).
 IDLE_JITTER = 0.25
 KEEPALIVE_TICKS = 5  # a comment line every 15 s keeps proxies from closing an idle stream
 CANCEL_DRAIN_SECONDS = 30  # after a cancel, how long to wait for the worker's last lines
