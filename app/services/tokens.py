@@ -53,9 +53,11 @@ def verify(config: dict, r: redis_lib.Redis, token: str) -> dict:
         raise Unauthorized("The token has expired") from exc
     except jwt.InvalidTokenError as exc:
         raise Unauthorized(f"The token is not valid: {exc}") from exc
-    if r.exists(_revoked_key(claims["jti"])):
+    # Both revocation marks in one round trip: every request with a JWT pays it.
+    revoked, generation = r.mget(_revoked_key(claims["jti"]), _generation_key(claims["sub"]))
+    if revoked is not None:
         raise Unauthorized("The token has been revoked")
-    if int(claims.get("gen", 0)) < int(r.get(_generation_key(claims["sub"])) or 0):
+    if int(claims.get("gen", 0)) < int(generation or 0):
         raise Unauthorized("The token has been revoked")
     return claims
 

@@ -105,6 +105,66 @@ def test_list_filters_sort_and_pagination(client, auth_headers, builds, org_id, 
         or {"status", "sortBy"} <= {k.split("[")[0] for k in bad.json["error"]["details"]}
 
 
+@pytest.fixture
+def statements(app):
+    """The SQL statements the database receives while the block runs (SQLAlchemy's cursor events)."""
+    from contextlib import contextmanager
+
+    from sqlalchemy import event
+
+    from app.extensions import db
+
+    with app.app_context():
+        engine = db.engine
+
+    @contextmanager
+    def counting():
+        seen: list[str] = []
+
+        def record(_conn, _cursor, statement, *_args):
+            seen.append(statement)
+
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            yield seen
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+
+    return counting
+
+
+# Auth (user), tenant (org, membership), the tier's API rate, the count, the page, and the page's recipe
+# versions in one query. A lazy load per build (N+1) would add one statement per row.
+LIST_STATEMENTS = 7
+
+
+def test_list_makes_a_fixed_number_of_statements_for_a_page_with_recipe_versions(client, auth_headers, builds,
+                                                                                 org_id, user, app, statements):
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import RecipeVersion
+
+    for _ in range(20):
+        conv = builds.conversation(org_id, user.id)
+        with app.app_context():
+            version_id = db.session.scalar(select(RecipeVersion.id).where(RecipeVersion.conversation_id == conv))
+        builds.create(org_id, conversation_id=conv, recipe_version_id=version_id,
+                      attempt=2, attempts=[{"attempt": 1, "failureCode": "worker_lost", "stage": "bootstrap"}])
+    for _ in range(5):
+        builds.create(org_id)
+    with statements() as seen:
+        resp = client.get("/api/builds", headers=auth_headers)
+    assert resp.status_code == 200, resp.json
+    page = resp.json
+    assert page["totalCount"] == 25 and len(page["builds"]) == 20 and page["hasMore"] is True
+    versioned = [b for b in page["builds"] if b["conversationId"] is not None]
+    assert len(versioned) == 15 and {b["recipeVersion"] for b in versioned} == {1}
+    assert versioned[0]["attempts"][0]["failureCode"] == "worker_lost"
+    assert all(b["url"] == f"/api/builds/{b['id']}" for b in page["builds"])
+    assert len(seen) <= LIST_STATEMENTS, "\n".join(seen)
+
+
 def test_get_and_status_shapes(client, auth_headers, builds, org_id):
     build_id = builds.create(org_id, status="succeeded")
     body = client.get(f"/api/builds/{build_id}", headers=auth_headers).json

@@ -217,3 +217,15 @@ def test_streams_of_a_build_that_never_starts_end_instead_of_holding_a_thread(cl
         assert time.monotonic() - started < 30
     finally:
         server.shutdown()
+
+
+def test_idle_waits_are_spread_so_streams_opened_together_do_not_wake_together():
+    """200 streams opened at once must not all re-read their build in the same instant every tick."""
+    from app.blueprints.builds import streams
+
+    waits = [streams._idle_wait() for _ in range(200)]
+    low, high = streams.IDLE_TICK * (1 - streams.IDLE_JITTER), streams.IDLE_TICK * (1 + streams.IDLE_JITTER)
+    assert all(low <= w <= high for w in waits)
+    # Spread over most of the window, not clustered: waits of streams started together drift apart.
+    assert max(waits) - min(waits) > streams.IDLE_TICK * streams.IDLE_JITTER
+    assert len({round(w, 3) for w in waits}) > 100

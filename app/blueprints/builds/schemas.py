@@ -7,7 +7,7 @@ from marshmallow import fields, missing, validate
 from webargs.fields import DelimitedList
 
 from app.engine.recipe import FORMATS
-from app.http.schemas import CamelSchema, PaginationArgs, QueryArgs, Timestamp, page_schema
+from app.http.schemas import CamelSchema, Computed, PaginationArgs, QueryArgs, Timestamp, page_schema
 from app.models.builds import BUILD_STATUSES
 from app.services.builds.reads import TEST_RUN_STATUS
 from app.services.errors import ValidationFailed
@@ -97,7 +97,7 @@ class ArtifactSchema(CamelSchema):
     size = fields.Integer(metadata={"description": "Bytes"})
     sha256 = fields.String()
     created_at = Timestamp()
-    download_url = fields.Function(
+    download_url = Computed(
         lambda a: url_for("builds.artifact_download", build_id=a.build_id, artifact_id=a.id),
         metadata={"type": "string"})
 
@@ -146,7 +146,7 @@ class BuildSchema(CamelSchema):
     format = fields.String(attribute="primary_format", metadata={"description": "The primary format"})
     formats = fields.List(fields.String())
     conversation_id = fields.UUID(allow_none=True)
-    recipe_version = fields.Function(_recipe_version_number, allow_none=True, metadata={"type": "integer"})
+    recipe_version = Computed(_recipe_version_number, allow_none=True, metadata={"type": "integer"})
     recipe_version_id = fields.UUID(allow_none=True)
     recipe_hash = fields.String()
     created_at = Timestamp()
@@ -154,7 +154,7 @@ class BuildSchema(CamelSchema):
     queued_at = Timestamp(allow_none=True)
     started_at = Timestamp(allow_none=True)
     finished_at = Timestamp(allow_none=True)
-    duration = fields.Function(_duration, allow_none=True,
+    duration = Computed(_duration, allow_none=True,
                                metadata={"type": "number", "description": "Seconds from start to finish"})
     failure_reason = fields.String(allow_none=True)
     failure_class = fields.String(allow_none=True, metadata={"description": "user_error or infrastructure"})
@@ -163,14 +163,14 @@ class BuildSchema(CamelSchema):
     attempt = fields.Integer()
     attempts = fields.List(fields.Nested(AttemptSchema))
     retried_from_id = fields.UUID(allow_none=True)
-    locked_from = fields.Function(lambda b: (b.package_lock or {}).get("fromBuildId"), allow_none=True, metadata={
+    locked_from = Computed(lambda b: (b.package_lock or {}).get("fromBuildId"), allow_none=True, metadata={
         "type": "string", "description": "The build whose exact package versions this build installs (lockFrom)"})
     worker_name = fields.String(allow_none=True)
     cached = fields.Boolean()
     cancel_requested_at = Timestamp(allow_none=True)
     created_by = fields.UUID(attribute="created_by_id", allow_none=True,
                              metadata={"description": "The user who created the build"})
-    url = fields.Function(lambda b: url_for("builds.build_detail", build_id=b.id), metadata={"type": "string"})
+    url = Computed(lambda b: url_for("builds.build_detail", build_id=b.id), metadata={"type": "string"})
 
 
 class BuildDetailSchema(BuildSchema):
@@ -252,7 +252,7 @@ class TestRunSchema(CamelSchema):
     __test__ = False
     id = fields.UUID()
     kind = fields.String(metadata={"description": "default or custom"})
-    status = fields.Function(lambda run: TEST_RUN_STATUS.get(run.status, run.status),
+    status = Computed(lambda run: TEST_RUN_STATUS.get(run.status, run.status),
                              metadata={"type": "string", "enum": TEST_STATUSES})
     run_status = StringOf("status", metadata={"description": "queued, running, passed, failed, error or cancelled"})
     error = fields.String(allow_none=True)
@@ -260,14 +260,14 @@ class TestRunSchema(CamelSchema):
     created_at = Timestamp()
     started_at = Timestamp(allow_none=True)
     finished_at = Timestamp(allow_none=True)
-    console_log = fields.Function(lambda run: (run.result or {}).get("consoleLog") is not None,
+    console_log = Computed(lambda run: (run.result or {}).get("consoleLog") is not None,
                                   metadata={"type": "boolean",
                                             "description": "A console log of the test boot was kept"})
-    boot_retries = fields.Function(lambda run: (run.result or {}).get("bootRetries", 0),
+    boot_retries = Computed(lambda run: (run.result or {}).get("bootRetries", 0),
                                    metadata={"type": "integer",
                                              "description": "Fresh VMs the boot check needed beyond the first: a guest "
                                                             "that died before its init system is booted once more"})
-    boot_attempts = fields.Function(lambda run: [{k: v for k, v in a.items() if k != "consoleLog"}
+    boot_attempts = Computed(lambda run: [{k: v for k, v in a.items() if k != "consoleLog"}
                                                  for a in (run.result or {}).get("bootAttempts", [])],
                                     metadata={"type": "array", "items": {"type": "object"},
                                               "description": "Each boot of the check: number, outcome, reason, "
@@ -309,7 +309,7 @@ class LiveLogLineSchema(CamelSchema):
     timestamp = Timestamp()
     level = fields.String()
     message = fields.String()
-    metadata = fields.Function(lambda line: LogLineMetadataSchema().dump(line))
+    metadata = Computed(lambda line: LogLineMetadataSchema().dump(line))
 
 
 class StreamEndSchema(CamelSchema):

@@ -11,7 +11,7 @@ from sqlalchemy import asc, desc, or_, select
 from sqlalchemy.orm import defer, selectinload
 
 from app.extensions import db
-from app.models import Build, Conversation, TestRun
+from app.models import Build, Conversation, RecipeVersion, TestRun
 from app.models.base import parse_uuid, utcnow
 from app.services.access import conversation_access, visible_conversations
 from app.services.audit import Actor
@@ -49,8 +49,10 @@ def list_builds(org, *, actor: Actor, role: str, status: list[str] | None = None
                 sort_by: str = "createdAt", sort_order: str = "desc"):
     """A select of the builds this caller can see, filtered and sorted."""
     visible = visible_conversations(org, user=actor.user, role=role, via_api_key=actor.api_key is not None)
-    # A list shows no recipe (the heaviest column) and each build's version number: one query for the versions.
-    query = select(Build).options(defer(Build.recipe), selectinload(Build.recipe_version)).where(
+    # A list shows no recipe (the heaviest column) and each build's version number: one query for the versions,
+    # which reads their numbers, not their recipes.
+    query = select(Build).options(defer(Build.recipe),
+                                  selectinload(Build.recipe_version).load_only(RecipeVersion.number)).where(
         Build.org_id == org.id,
         or_(Build.conversation_id.is_(None), Build.conversation_id.in_(visible.with_only_columns(Conversation.id))))
     if status:
