@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, g
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.version import __version__  # noqa: F401 - re-exported: app.__version__
@@ -75,7 +75,12 @@ def _init_extensions(app: Flask) -> None:
     from app.http.security import tier_rate_limit
 
     app.config.setdefault("RATELIMIT_DEFAULT", tier_rate_limit)
+    # Flask-Limiter raises any Retry-After to its window's reset (a stream refused for capacity said 53 s
+    # instead of 10). A refusal that is not the rate limit's keeps its own: after_request hooks run last
+    # registered first, so this one, registered before the limiter's, runs after it.
+    app.after_request(_restore_retry_after)
     limiter.init_app(app)
+    app.after_request(_remember_retry_after)
     # The document's `default` answer is the envelope every error really has (API.md), not smorest's shape.
     # Set here, not in KilnApi: the schemas module reads models, which read extensions, which hold the Api.
     api.ERROR_SCHEMA = ErrorEnvelopeSchema
@@ -157,3 +162,16 @@ def _init_request_pipeline(app: Flask) -> None:
         return {"nav_orgs": orgs, "current_org_id": current}
 
     app.jinja_env.globals["kiln_version"] = __version__
+
+
+def _remember_retry_after(response):
+    if response.status_code != 429 and "Retry-After" in response.headers:
+        g.own_retry_after = response.headers["Retry-After"]
+    return response
+
+
+def _restore_retry_after(response):
+    own = g.pop("own_retry_after", None)
+    if own is not None:
+        response.headers["Retry-After"] = own
+    return response
