@@ -15,7 +15,7 @@ half the time; `--until kernel` stops once the kernel's clock passes --kernel-se
 
 `--vm` runs a variant of the QEMU command line (repeat it to compare several; runs alternate between
 variants so each sees the same load): thread=multi|single, cpu=MODEL (e.g. max, qemu64,+rdrand),
-machine=pc|q35, rng=on|off, cdrom=ide|scsi, icount=shift=auto (or off; needs thread=single). Without it the image tests' own settings are used.
+machine=pc|q35, rng=on|off, cdrom=ide|scsi, cpus=N, icount=shift=auto (or off; needs thread=single). Without it the image tests' own settings are used.
 `--parallel K` boots K VMs at once, as a busy CI machine does.
 
 Prints the flake rate (failures out of N boots) next to the boot times; failing consoles are kept
@@ -45,7 +45,7 @@ from app.engine.testing import console as consolelib  # noqa: E402
 from app.engine.testing.qga import AgentError, GuestAgent  # noqa: E402
 from app.engine.testing.vm import VM, VMError, VMSettings  # noqa: E402
 
-VM_KEYS = {"thread": "tcg_thread", "cpu": "cpu_model", "machine": "machine", "rng": "rng", "icount": "icount", "cdrom": "cdrom"}
+VM_KEYS = {"thread": "tcg_thread", "cpu": "cpu_model", "machine": "machine", "rng": "rng", "icount": "icount", "cdrom": "cdrom", "cpus": "cpus"}
 print_lock = threading.Lock()
 live_vms: set[VM] = set()  # running VMs, stopped if the bench is stopped
 
@@ -85,6 +85,10 @@ def parse_variant(text: str) -> dict:
         kwargs["rng"] = kwargs["rng"] == "on"
     if kwargs.get("icount") == "off":
         kwargs["icount"] = ""
+    if "cpus" in kwargs:
+        if not kwargs["cpus"].isdigit() or int(kwargs["cpus"]) < 1:
+            raise argparse.ArgumentTypeError("cpus is a whole number of at least 1")
+        kwargs["cpus"] = int(kwargs["cpus"])
     return kwargs
 
 

@@ -79,3 +79,17 @@ def test_the_init_system_starting_is_seen_before_the_login_prompt():
     assert state.init and not state.booted
     assert parse_console("\r\nWelcome to \x1b[1mDebian GNU/Linux 13 (trixie)\x1b[0m!\r\n").init
     assert parse_console(BOOTED).init
+
+
+def test_the_tcg_int3_oops_is_a_death_before_init_so_the_runner_retries_it():
+    """The "Fatal exception in interrupt" of issue 20, as one quiet-host boot printed it (docs/boot-time.md):
+    multi-threaded TCG let a vCPU run a static-key patch's int3 after the patch was done."""
+    console = ("[    2.950362] sched_clock: Marking stable (2908078460, 39080856)->(2952668912, -5509596)\r\n"
+               "[    2.952525] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI\r\n"
+               "[    2.953480] RIP: 0010:sched_clock_cpu+0x9/0x1d0\r\n"
+               "[    2.955531]  tick_nohz_idle_enter+0x53/0x70\r\n"
+               "[    2.956613] Kernel panic - not syncing: Fatal exception in interrupt\r\n"
+               "[    4.677026] ---[ end Kernel panic - not syncing: Fatal exception in interrupt ]---\r\n")
+    state = parse_console(console)
+    assert state.fatal == "kernel panic: Fatal exception in interrupt"
+    assert not state.init and not state.booted
