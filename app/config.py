@@ -249,7 +249,8 @@ def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> d
         "KILN_TEST_BOOT_TIMEOUT": float(env.get("KILN_TEST_BOOT_TIMEOUT", "300")),
         # Test VMs (app.engine.testing.vm.VMSettings.from_config, which checks them): memory, CPUs (empty: up to
         # 2 of the host's), the user a root worker drops QEMU to, the accelerator (kvm|tcg; empty: probe KVM),
-        # the emulated machine, TCG's CPU model and thread mode, -icount (empty: none) and the firmware (bios|uefi).
+        # the emulated machine, TCG's CPU model and thread mode, -icount (empty: none), the firmware (bios|uefi)
+        # and the bus an ISO's CD-ROM is on (scsi|ide).
         "KILN_TEST_VM_MEMORY_MB": env.get("KILN_TEST_VM_MEMORY_MB", "1792"),
         "KILN_TEST_VM_CPUS": env.get("KILN_TEST_VM_CPUS", ""),
         "KILN_TEST_VM_USER": env.get("KILN_TEST_VM_USER", "nobody"),
@@ -259,7 +260,7 @@ def load_config(instance_path: Path, env: os._Environ | dict | None = None) -> d
         "KILN_TEST_VM_TCG_THREAD": env.get("KILN_TEST_VM_TCG_THREAD", "multi"),
         "KILN_TEST_VM_ICOUNT": env.get("KILN_TEST_VM_ICOUNT", ""),
         "KILN_TEST_VM_FIRMWARE": env.get("KILN_TEST_VM_FIRMWARE", "bios"),
-        "KILN_TEST_VM_CDROM": env.get("KILN_TEST_VM_CDROM", "ide"),
+        "KILN_TEST_VM_CDROM": env.get("KILN_TEST_VM_CDROM", "scsi"),
         # A later test run of an image with the same sha256 resumes a snapshot of an earlier run's booted VM (kept
         # in the engine's cache, within KILN_CACHE_MAX_GB) instead of booting it again (on|off).
         "KILN_TEST_VM_SNAPSHOTS": env.get("KILN_TEST_VM_SNAPSHOTS", "on"),

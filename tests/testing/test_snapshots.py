@@ -39,7 +39,7 @@ def test_the_key_is_the_images_sha256_and_the_vm_not_its_ports_or_paths(blank, t
 
 
 @pytest.mark.parametrize("change", [
-    {"memory_mb": 1024}, {"cpus": 1}, {"machine": "q35"}, {"cpu_model": "max"}, {"cdrom": "scsi"},
+    {"memory_mb": 1024}, {"cpus": 1}, {"machine": "q35"}, {"cpu_model": "max"}, {"cdrom": "ide"},
     {"icount": "shift=auto"}, {"tcg_thread": "single"}, {"firmware": "uefi"},
 ])
 def test_the_key_changes_with_the_vm_settings(blank, tmp_path, change):

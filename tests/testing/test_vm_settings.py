@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 
 from app.config import load_config
-from app.engine.testing.vm import VM, VMSettings
+from app.engine.testing.vm import VM, VMSettings, _confinement, qemu_release
 
 
 def test_from_config_reads_every_key():
@@ -52,3 +53,27 @@ def test_the_apps_defaults_give_the_same_qemu_command_line_as_the_librarys(tmp_p
     finally:
         vm.stop()
         default.stop()
+
+
+def test_the_confinement_flags_are_ones_this_qemu_accepts():
+    """-runas is gone from QEMU 10 (it is -run-with user= since 9.1): the flags must start the QEMU on PATH."""
+    argv = ["qemu-system-x86_64", "-machine", "none", "-display", "none", "-nodefaults", "-S",
+            *_confinement("nobody")]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        proc.wait(timeout=3)
+    except subprocess.TimeoutExpired:
+        return  # still running, paused before the first instruction: every flag was accepted
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        err = proc.stderr.read().decode(errors="replace")
+        proc.stderr.close()
+    pytest.fail(f"QEMU refused {argv}: {err.strip()}")
+
+
+def test_qemu_release_reads_the_version_line_of_the_qemu_on_path():
+    line = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout
+    assert qemu_release() >= (7, 0)
+    assert f"version {qemu_release()[0]}.{qemu_release()[1]}" in line
