@@ -16,6 +16,7 @@ from .pipeline import BuildError, BuildEvents, build, stage_names
 from .recipe import FORMATS, RecipeError, parse_recipe_text
 from .richout import RichEvents, interactive, print_test_report
 from .settings import EngineSettings
+from .testing.snapshots import SnapshotStore
 from .testing.vm import VMSettings
 
 STAGE_NAMES = dict(stage_names())
@@ -98,10 +99,14 @@ def build_cmd(file: str, out_dir: str, formats: str | None, no_test: bool, timeo
         sys.exit(2)
     # The CLI is the edge: the test VMs' settings come from its environment (KILN_TEST_VM_*, KILN_QEMU_ACCEL);
     # a bad one is refused before the build, not after it.
+    # Its engine settings (KILN_DATA_DIR, KILN_DEBIAN_MIRROR, ...) too; the image tests resume saved boots from the
+    # same cache the build uses.
     try:
         vm_settings = VMSettings.from_config(os.environ)
+        settings = EngineSettings.from_config(os.environ)
     except ValueError as err:
         raise click.UsageError(str(err)) from None
+    snapshots = SnapshotStore(settings)
     fancy = interactive()
     events = RichEvents(verbose=verbose) if fancy else ConsoleEvents(verbose=verbose)
     cancel = threading.Event()
@@ -114,10 +119,9 @@ def build_cmd(file: str, out_dir: str, formats: str | None, no_test: bool, timeo
     previous_term = signal.signal(signal.SIGTERM, on_signal)
     try:
         fmt_list = formats.split(",") if formats else None
-        # The CLI is the edge: its settings come from its environment (KILN_DATA_DIR, KILN_DEBIAN_MIRROR, ...).
         with events if fancy else contextlib.nullcontext():
             result = build(recipe, Path(out_dir), fmt_list, events=events, cancel=cancel, timeout=timeout,
-                           settings=EngineSettings.from_config(os.environ))
+                           settings=settings)
     except BuildError as err:
         if fancy:
             events.summary()
@@ -132,7 +136,7 @@ def build_cmd(file: str, out_dir: str, formats: str | None, no_test: bool, timeo
     if fancy:
         events.summary(cached=result.cached, artifacts=result.artifacts)
         if not no_test:
-            sys.exit(run_image_tests(recipe, result, Path(out_dir), cancel, vm_settings, fancy=True))
+            sys.exit(run_image_tests(recipe, result, Path(out_dir), cancel, vm_settings, snapshots, fancy=True))
         return
     click.secho("build succeeded" + (" (cached result)" if result.cached else ""), fg="green", bold=True)
     for a in result.artifacts:
@@ -140,16 +144,16 @@ def build_cmd(file: str, out_dir: str, formats: str | None, no_test: bool, timeo
     if result.stage_timings:
         click.echo("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.stage_timings.items()))
     if not no_test:
-        sys.exit(run_image_tests(recipe, result, Path(out_dir), cancel, vm_settings))
+        sys.exit(run_image_tests(recipe, result, Path(out_dir), cancel, vm_settings, snapshots))
 
 
 def run_image_tests(recipe: dict, result, out_dir: Path, cancel: threading.Event, vm_settings: VMSettings,
-                    fancy: bool = False) -> int:
+                    snapshots: SnapshotStore | None = None, fancy: bool = False) -> int:
     """Test every image artifact with app.engine.testing (filesystem checks, QEMU boot); exit status."""
     from .testing import run_image_tests as test_artifact
 
     if fancy:
-        return _run_image_tests_live(recipe, result, out_dir, cancel, test_artifact, vm_settings)
+        return _run_image_tests_live(recipe, result, out_dir, cancel, test_artifact, vm_settings, snapshots)
 
     failed = False
     for artifact in result.artifacts:
@@ -160,7 +164,7 @@ def run_image_tests(recipe: dict, result, out_dir: Path, cancel: threading.Event
         try:
             report = test_artifact(artifact.path, artifact.kind, recipe, work_dir=work, cancel=cancel,
                                    log=lambda level, message: click.echo(f"   [test] {message}"),
-                                   vm_settings=vm_settings)
+                                   vm_settings=vm_settings, snapshots=snapshots)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         for case in report.tests:
@@ -175,7 +179,7 @@ def run_image_tests(recipe: dict, result, out_dir: Path, cancel: threading.Event
 
 
 def _run_image_tests_live(recipe: dict, result, out_dir: Path, cancel: threading.Event, test_artifact,
-                          vm_settings: VMSettings) -> int:
+                          vm_settings: VMSettings, snapshots: SnapshotStore | None) -> int:
     """run_image_tests for a terminal: a live status line per artifact, then a table of the checks."""
     from rich.console import Console
 
@@ -192,7 +196,7 @@ def _run_image_tests_live(recipe: dict, result, out_dir: Path, cancel: threading
                     console.print(f"[{'yellow' if level == 'warning' else 'red'}]{message}[/]")
             try:
                 report = test_artifact(artifact.path, artifact.kind, recipe, work_dir=work, cancel=cancel, log=log,
-                                       vm_settings=vm_settings)
+                                       vm_settings=vm_settings, snapshots=snapshots)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
         print_test_report(console, report, title=f"{artifact.kind} tests")

@@ -92,3 +92,20 @@ def test_a_later_run_of_the_same_image_resumes_the_snapshot(fallback, iso, store
     assert [a.result for t in report.tests for a in t.assertions] == ["passed"] * 3
     # The snapshot stays for the next run.
     assert store.lookup(key) is not None
+
+
+def test_the_kiln_test_cli_resumes_the_saved_boot_from_the_engine_cache(fallback, iso, store, key, engine_settings,
+                                                                       monkeypatch):
+    """`kiln test` keeps its saved boots where the engine keeps its caches (KILN_DATA_DIR), so a second run of the
+    CLI on the same image resumes instead of booting."""
+    from click.testing import CliRunner
+
+    from app.engine.cli import kiln
+
+    assert store.lookup(key) is not None  # saved by the fallback run's cold boot
+    monkeypatch.setenv("KILN_DATA_DIR", str(engine_settings.data_dir))
+    result = CliRunner().invoke(kiln, ["test", str(iso), "--no-defaults", "--assert", "service_running:service=ssh",
+                                       "--boot-timeout", str(BOOT_TIMEOUT)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "test VM booted from a snapshot of an earlier boot of this image" in result.output
+    assert "passed  service_running(service=ssh)" in result.output

@@ -50,11 +50,15 @@ def test_command(artifact: Path, recipe_file: str | None, asserts: tuple[str, ..
     """Boot ARTIFACT (iso/qcow2) in QEMU and check it; exit 1 when any check fails."""
     from app.engine.recipe import RecipeError, parse_recipe_text
     from app.engine.testing import parse_assertion, run_image_tests
+    from app.engine.settings import EngineSettings
+    from app.engine.testing.snapshots import SnapshotStore
     from app.engine.testing.vm import VMSettings
 
-    # The CLI is the edge: the test VM's settings come from its environment (KILN_TEST_VM_*, KILN_QEMU_ACCEL).
+    # The CLI is the edge: the test VM's settings come from its environment (KILN_TEST_VM_*, KILN_QEMU_ACCEL), and
+    # the saved boots it resumes live in the engine's cache under KILN_DATA_DIR, as the builds' caches do.
     try:
         vm_settings = VMSettings.from_config(os.environ)
+        snapshots = SnapshotStore(EngineSettings.from_config(os.environ))
     except ValueError as err:
         raise click.UsageError(str(err)) from None
     fmt = fmt or guess_format(artifact)
@@ -102,7 +106,7 @@ def test_command(artifact: Path, recipe_file: str | None, asserts: tuple[str, ..
         with status:
             report = run_image_tests(artifact, fmt, recipe, extra_assertions=extra,
                                      include_defaults=not no_defaults, work_dir=scratch, log=log, cancel=cancel,
-                                     boot_timeout=boot_timeout, vm_settings=vm_settings)
+                                     boot_timeout=boot_timeout, vm_settings=vm_settings, snapshots=snapshots)
         if report.console_log and work_dir is None:
             kept = Path(tempfile.gettempdir()) / f"kiln-console-{artifact.name}-{int(time.time())}.log"
             shutil.copyfile(report.console_log, kept)
