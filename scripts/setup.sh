@@ -18,21 +18,27 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# 1b. QEMU: Debian 12's QEMU 7.2 spends about a third of a TCG boot dropping translated code (docs/boot-time.md);
-# QEMU 10 from bookworm-backports (Debian's own package) boots the same ISO in about two thirds of the time.
-# KILN_STOCK_QEMU=1 keeps the release's QEMU. Without backports reachable the stock one stays, with a warning.
+# 1b. From bookworm-backports (Debian's own archive), on Debian 12 only:
+# - QEMU 10: bookworm's 7.2 spends about a third of a TCG boot dropping translated code (docs/boot-time.md);
+# - e2fsprogs 1.47.2: 1.47.0's mke2fs -d copies each file's ctime and the build tree's readdir order into the
+#   filesystem, so two builds of the same packages gave different qcow2 bytes; 1.47.1 and later do not.
+# KILN_STOCK_QEMU=1 keeps bookworm's own versions. Without backports reachable they stay, with a warning.
 if [ -r /etc/os-release ] && [ "${KILN_STOCK_QEMU:-0}" != "1" ]; then
   codename=$(. /etc/os-release && [ "${ID:-}" = debian ] && echo "${VERSION_CODENAME:-}" || true)
+  backports=()
   qemu_now=$(dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null || true)
-  if [ "$codename" = "bookworm" ] && ! dpkg --compare-versions "${qemu_now:-0}" ge "1:9"; then
+  dpkg --compare-versions "${qemu_now:-0}" ge "1:9" || backports+=(qemu-system-x86 qemu-utils)
+  e2fs_now=$(dpkg-query -W -f='${Version}' e2fsprogs 2>/dev/null || true)
+  dpkg --compare-versions "${e2fs_now:-0}" ge "1.47.1" || backports+=(e2fsprogs)
+  if [ "$codename" = "bookworm" ] && [ "${#backports[@]}" -gt 0 ]; then
     if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
       printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
         | $SUDO tee /etc/apt/sources.list.d/kiln-bookworm-backports.sources >/dev/null
     fi
-    echo "setup: installing QEMU from bookworm-backports"
+    echo "setup: installing from bookworm-backports: ${backports[*]}"
     if ! { $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
-           -t bookworm-backports qemu-system-x86 qemu-utils; }; then
-      echo "setup: WARNING: QEMU from bookworm-backports could not be installed; test boots use QEMU ${qemu_now:-from bookworm} (slower)" >&2
+           -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -t bookworm-backports "${backports[@]}"; }; then
+      echo "setup: WARNING: ${backports[*]} could not be installed from bookworm-backports; bookworm's own versions stay (test boots are slower, qcow2 images are not byte-reproducible)" >&2
     fi
   fi
 fi

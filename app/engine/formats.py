@@ -139,7 +139,11 @@ def make_qcow2(ctx: BuildContext, root: Path, recipe: dict, out: Path, epoch: in
             stdin_data=f"label: dos\nlabel-id: {disk_id}\nstart=2048, type=83, bootable\n".encode(), what="sfdisk")
     root_uuid = _uuid(recipe, epoch, "root")
     ctx.log(f"creating ext4 root filesystem ({fs_bytes // 1024**2} MiB) from the tree")
+    # The features are named, not left to /etc/mke2fs.conf: newer ones (orphan_file, metadata_csum_seed) are on by
+    # default from e2fsprogs 1.47.1, and GRUB before 2.12 cannot read a filesystem with them. mke2fs 1.47.1 and
+    # later also add the tree in name order with fixed times, so the same tree gives the same bytes.
     ctx.run(["mkfs.ext4", "-q", "-F", "-L", "root", "-U", root_uuid, "-d", str(root),
+             "-O", "^orphan_file,^metadata_csum_seed",
              "-E", f"offset={offset},hash_seed={_uuid(recipe, epoch, 'hash')}", str(raw), f"{fs_bytes // 1024}k"],
             what="mkfs.ext4", env=_epoch_env(epoch))
     # GRUB is embedded in the MBR gap with its whole config built in, so nothing has to be
