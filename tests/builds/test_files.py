@@ -124,7 +124,7 @@ def test_lines_past_the_stream_trim_are_read_and_archived(client, auth_headers, 
     first = client.get(f"/api/builds/{build_id}/logs?limit=3", headers=auth_headers).json
     assert [line["message"] for line in first["lines"]] == ["line 1", "line 2", "line 3"]
     with app.app_context():
-        assert run.succeed(db.session.get(Build, build_id), 1)
+        assert run.succeed(db.session.get(Build, build_id), 1) == "succeeded"
     archived = _archived_lines(app, build_id)
     assert [line["seq"] for line in archived] == list(range(1, 501))
     assert archived[0]["message"] == "line 1" and archived[-1]["message"] == "line 500"
@@ -139,7 +139,7 @@ def test_custom_test_run_lines_join_the_archived_log(client, auth_headers, build
     build_id = builds.create(org_id, status="building", image=b"not really an iso")
     _append(app, build_id, 3, stage="package")
     with app.app_context():
-        assert run.succeed(db.session.get(Build, build_id), 1)
+        assert run.succeed(db.session.get(Build, build_id), 1) == "succeeded"
         # The build ended an hour ago: Redis forgot its stream and its line counter.
         logs.forget(build_id)
     assert len(_archived_lines(app, build_id)) == 3

@@ -73,7 +73,7 @@ def test_outbox_events_written_with_state_changes(app, builds, org_id):
         build = _load(app, build_id)
         assert run.begin_attempt(build, 1, "worker-1")
         assert _events(app, build_id) == ["build.started"]
-        assert run.succeed(build, 1)
+        assert run.succeed(build, 1) == "succeeded"
         assert _events(app, build_id) == ["build.started", "build.completed"]
     failed = builds.create(org_id, status="building")
     with app.app_context():
@@ -318,7 +318,7 @@ def test_an_attempt_the_reaper_requeued_cannot_finish_the_build(app, builds, org
             assert dict(reaper.reap()) == {str(build_id): "retried"}
             assert run.begin_attempt(_load(app, build_id), 2, "rescue")
         assert stale.attempt == 1 and stale.status == "building"
-        assert run.succeed(stale, 1) is False
+        assert run.succeed(stale, 1) == "skipped"
         assert run.fail_attempt(stale, 1, "late", failure_class="infrastructure", code="build_error",
                                 retryable=True) == "skipped"
         assert run.finish_cancelled(stale, 1) == "skipped"
@@ -329,7 +329,7 @@ def test_an_attempt_the_reaper_requeued_cannot_finish_the_build(app, builds, org
         assert (now.status, now.attempt, now.worker_name, now.stage, now.progress) == \
             ("building", 2, "rescue", "resolve", 0)
         assert {s.name: s.status for s in now.stages}["package"] == "pending"
-        assert run.succeed(now, 2) is True
+        assert run.succeed(now, 2) == "succeeded"
         assert _events(app, build_id) == ["build.started", "build.completed"]
 
 
@@ -415,3 +415,26 @@ def test_a_queued_build_whose_worker_died_holding_its_job_is_enqueued_again(app,
         job.set_status(JobStatus.STARTED)
         job.heartbeat(datetime.now(timezone.utc), ttl=600)
         assert dict(reaper.reap()) == {}
+
+
+def test_a_cancel_that_lands_as_the_attempt_finishes_keeps_the_build_cancelled_and_says_so(app, builds, org_id):
+    """The API cancels while the worker is past its last check (the supervisor looks every half second): the
+    worker's succeed() finds the build cancelled, closes it as cancelled, and the log says why it stopped."""
+    from app.extensions import db
+    from app.services.builds import logs, run
+    from app.services.builds.lifecycle import transition
+    from app.models.base import utcnow
+
+    build_id = builds.create(org_id, status="testing", started_ago=60, worker_name="w")
+    with app.app_context():  # the worker, with its own session
+        worker_view = _load(app, build_id)
+        with app.app_context():  # meanwhile: the API's cancel
+            now = utcnow()
+            transition(_load(app, build_id), "cancelled", cancel_requested_at=now, finished_at=now,
+                       failure_reason="Cancelled by a user")
+            db.session.commit()
+        assert run.succeed(worker_view, 1) == "cancelled"
+    with app.app_context():
+        build = _load(app, build_id)
+        assert build.status == "cancelled" and build.failure_reason == "Cancelled by a user"
+        assert "attempt 1 stopped: the build was cancelled" in [line["message"] for line in logs.read(build)]

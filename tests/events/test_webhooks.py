@@ -31,7 +31,7 @@ def _run_build(app, builds, org_id, user_id, *, finish="succeeded"):
         build = db.session.get(Build, build_id)
         assert buildrun.begin_attempt(build, build.attempt, "test-worker")
         if finish == "succeeded":
-            assert buildrun.succeed(build, build.attempt)
+            assert buildrun.succeed(build, build.attempt) == "succeeded"
         else:
             buildrun.fail_attempt(build, build.attempt, "apt could not find package nosuch", failure_class="user_error",
                                   code="user_error", stage="packages")

@@ -48,7 +48,7 @@ def _run_like_a_worker(app, build_id, *, fail: bool):
             assert run.fail_attempt(build, 1, "package nope does not exist", failure_class="user_error",
                                     code="user_error") == "failed"
         else:
-            assert run.succeed(build, 1)
+            assert run.succeed(build, 1) == "succeeded"
 
 
 def test_metrics_parse_and_counters_move_after_builds(app, client, admin_headers, site_admin):

@@ -214,16 +214,21 @@ def archive_log(build: Build) -> None:
     db.session.flush()
 
 
-def succeed(build: Build, attempt: int) -> bool:
+def succeed(build: Build, attempt: int) -> str:
+    """'succeeded'; 'cancelled' when a cancel landed after the work was done but before the supervisor saw it
+    (the build stays cancelled, and its stages and log are closed as for any cancel); 'skipped' otherwise."""
     try:
         transition(build, "succeeded", for_attempt=attempt, finished_at=utcnow(), progress=100)
     except Conflict:
         db.session.rollback()
-        return False
+        db.session.refresh(build)
+        if build.status == "cancelled" and build.attempt == attempt:
+            return finish_cancelled(build, attempt)
+        return "skipped"
     close_running_stages(build, "succeeded")
     archive_log(build)
     db.session.commit()
-    return True
+    return "succeeded"
 
 
 def fail_attempt(build: Build, attempt: int, reason: str, *, failure_class: str, code: str,
@@ -273,6 +278,8 @@ def finish_cancelled(build: Build, attempt: int) -> str:
     db.session.refresh(build)
     if build.attempt != attempt:
         return "skipped"
+    # Said here as well as by the supervisor: a cancel that lands as the attempt finishes is never seen by it.
+    logs.append(build, None, "info", f"attempt {attempt} stopped: the build was cancelled")
     close_running_stages(build, "cancelled")
     if build.status in ("queued", "building", "testing"):
         try:
@@ -425,7 +432,7 @@ def _test_phase(build: Build, attempt: int, worker_name: str, cancel: threading.
                     for c in run.cases if c.status == "failed"]
         return fail_attempt(build, attempt, "Image tests failed: " + " | ".join(failures)[:2000],
                             failure_class="user_error", code="tests_failed", stage="test")
-    return "succeeded" if succeed(build, attempt) else "skipped"
+    return succeed(build, attempt)
 
 
 def emulator_failure(run: TestRun) -> str | None:
